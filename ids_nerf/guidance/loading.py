@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,27 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 def _looks_like_path(model: str) -> bool:
     return model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face endpoint answers a TCP connect; avoids minutes of download retries."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout_s).close()
+    except OSError:
+        return False
+    return True
 
 
 def _load_parts(model: str, dtype: torch.dtype, local_files_only: bool):
@@ -59,7 +81,7 @@ def load_stable_diffusion(
         try:
             parts = _load_parts(model, dtype, local_files_only=True)
         except (OSError, ValueError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            first = _first_line(err)
             raise ModelUnavailableError(
                 f"'{model}' is not a complete diffusers Stable Diffusion folder ({first}); "
                 "make one with `ids-nerf make-tiny-sd DIR` or save a pipeline with save_pretrained"
@@ -69,14 +91,20 @@ def load_stable_diffusion(
     else:
         try:
             parts = _load_parts(model, dtype, local_files_only=True)
-        except OSError:
+        except OSError as err:
+            unavailable = ModelUnavailableError(
+                f"diffusion model '{model}' is not in the local Hugging Face cache and the hub cannot be reached; "
+                f"download it first (`hf download {model}`) or pass a local diffusers folder as the model"
+            )
+            if not _hub_reachable():
+                raise unavailable from err
             try:
                 parts = _load_parts(model, dtype, local_files_only=False)
-            except OSError as err:
+            except OSError as err2:
                 raise ModelUnavailableError(
-                    f"diffusion model '{model}' is not in the local Hugging Face cache and could not be downloaded; "
-                    f"download it first (`hf download {model}`) or pass a local diffusers folder as the model"
-                ) from err
+                    f"diffusion model '{model}' could not be downloaded from the hub ({_first_line(err2)}); "
+                    "check the id and your access, or pass a local diffusers folder as the model"
+                ) from err2
     guidance = StableDiffusionGuidance(
         guidance_scale=guidance_scale, min_step=min_step, max_step=max_step, **parts
     )

@@ -41,7 +41,7 @@ def write_byte_tokenizer(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(tokens)}))
     (folder / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="<|endoftext|>")
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="<|endoftext|>", model_max_length=77)
     tokenizer.save_pretrained(folder)
 
 
@@ -97,6 +97,7 @@ def make_tiny_sd(folder: Path | str, seed: int = 0) -> Path:
         beta_schedule="scaled_linear",
         clip_sample=False,
         prediction_type="epsilon",
+        steps_offset=1,
     )
     unet.save_pretrained(folder / "unet")
     vae.save_pretrained(folder / "vae")

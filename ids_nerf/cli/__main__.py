@@ -1,0 +1,3 @@
+from ids_nerf.cli.main import entrypoint
+
+entrypoint()

@@ -1,0 +1,35 @@
+"""The ``ids-nerf`` command: one entry point, a subcommand per job."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional, Sequence
+
+import tyro
+
+from ids_nerf.errors import UserError
+
+
+def _subcommands() -> dict:
+    from ids_nerf.cli.make_tiny_sd import MakeTinySD
+    from ids_nerf.image_editing import EditImageConfig
+
+    return {
+        "edit-image": EditImageConfig,
+        "make-tiny-sd": MakeTinySD,
+    }
+
+
+def main(args: Optional[Sequence[str]] = None) -> int:
+    """Parse ``args`` (default: the command line), run the subcommand; 2 on a user error."""
+    config = tyro.extras.subcommand_cli_from_dict(_subcommands(), prog="ids-nerf", args=args)
+    try:
+        config.main()
+    except UserError as err:
+        print(f"ids-nerf: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def entrypoint() -> None:
+    sys.exit(main())
