@@ -13,10 +13,12 @@ from ids_nerf.errors import UserError
 def _subcommands() -> dict:
     from ids_nerf.cli.make_tiny_sd import MakeTinySD
     from ids_nerf.image_editing import EditImageConfig
+    from ids_nerf.nerfstudio.compare import CompareRuns
 
     return {
         "edit-image": EditImageConfig,
         "make-tiny-sd": MakeTinySD,
+        "compare": CompareRuns,
     }
 
 

@@ -1,0 +1,257 @@
+"""The ids-edit pipeline: nerfstudio's VanillaPipeline plus a distillation edit step.
+
+The diffusion model is loaded only when an edit starts (``begin_edit``), never when a run is opened
+by ns-viewer, ns-render, ns-eval or ns-export. Source latents are a buffer of the pipeline, so they
+are saved in every checkpoint and a resumed edit keeps scoring against the original scene.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Dict, Literal, Mapping, Optional, Tuple, Type
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ids_nerf.core import distillation_loss, ids_step
+from ids_nerf.errors import UserError
+from ids_nerf.guidance import DEFAULT_MODEL, StableDiffusionGuidance, load_stable_diffusion
+from ids_nerf.nerfstudio.rendering import backprop_rgb, camera_rays, render_rgb
+from nerfstudio.model_components.losses import interlevel_loss
+from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
+from nerfstudio.utils import writer
+from nerfstudio.utils.rich_utils import CONSOLE
+
+
+@dataclass
+class IDSEditPipelineConfig(VanillaPipelineConfig):
+    """Edit a trained scene with IDS (or DDS with --pipeline.fpr-steps 0)."""
+
+    _target: Type = field(default_factory=lambda: IDSEditPipeline)
+    source_prompt: str = ""
+    """Text describing the trained scene as it is, e.g. "a photo of a lego bulldozer"."""
+    target_prompt: str = ""
+    """Text describing the wanted edit, e.g. "a photo of a golden lego bulldozer"."""
+    diffusion_model: str = DEFAULT_MODEL
+    """Diffusers Stable Diffusion checkpoint: hub id or local folder (`ids-nerf make-tiny-sd DIR` for tests)."""
+    diffusion_device: Optional[str] = None
+    """Torch device of the diffusion model, e.g. cuda:1; default: the NeRF's device."""
+    diffusion_precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    """Weights' precision; auto: fp16 on CUDA (the official code's), fp32 on the CPU."""
+    fpr_steps: int = 3
+    """FPR iterations N per step (paper and official code: 3). 0 turns IDS into DDS exactly."""
+    fpr_scale: float = 1.0
+    """FPR step size lambda (official: 1.0, chosen for SD 1.x latents)."""
+    guidance_scale: float = 7.5
+    """CFG scale s in eps_u + s (eps_c - eps_u), inside FPR and in the final score (official: 7.5)."""
+    min_step: int = 50
+    """Smallest timestep drawn, inclusive, of 1000 (official: 50)."""
+    max_step: int = 950
+    """Largest timestep drawn, exclusive (official: 950)."""
+    loss_scale: float = 2000.0
+    """The loss is loss_scale * sum(z * direction) / (h * w), h x w the latent size (official: 2000)."""
+    diffusion_size: Optional[int] = None
+    """Short side in pixels of the image given to the VAE; default the model's native size
+    (unet sample_size x VAE factor: 512 for SD 1.5, 32 for the tiny model). Aspect ratio is kept."""
+    view_hold_steps: int = 2
+    """Edit steps spent on one training view before moving to the next (views are visited in a
+    seeded random order). A guess, not yet measured: a view is seen a couple of times in a row."""
+    render_chunk_rays: int = 4096
+    """Rays per chunk in the deferred backpropagation; peak memory grows with it, speed too."""
+    source_latents_from: Literal["render", "dataset"] = "render"
+    """Where the stored source latents come from: the source model's renders of the training views
+    (the paper's choice: the edit is compared with what the NeRF shows) or the dataset's images."""
+    source_latents_device: Literal["cpu", "model"] = "model"
+    """Keep the stored source latents on the CPU or on the model's device (64 KB per view for SD)."""
+    proposal_loss_mult: float = 1.0
+    """Weight of nerfacto's proposal (interlevel) loss during the edit, so its proposal networks
+    keep following the density that the edit changes."""
+    log_images_every: int = 100
+    """Log the strip source | render | one-step target estimate every this many steps (0: never)."""
+    max_consecutive_nonfinite: int = 10
+    """Stop the edit when this many steps in a row give a non-finite loss (each one is skipped)."""
+    seed: int = 0
+    """Seed of the view order, timesteps and noise."""
+
+
+def validate_edit_config(config: IDSEditPipelineConfig) -> None:
+    """Empty prompts and impossible settings are errors; identical prompts a warning."""
+    for name in ("source_prompt", "target_prompt"):
+        if not getattr(config, name).strip():
+            raise UserError(f"--pipeline.{name.replace('_', '-')} is empty; describe the scene in a few words")
+    if config.source_prompt.strip() == config.target_prompt.strip():
+        CONSOLE.print("[bold yellow]Warning: source and target prompts are identical; the edit will change little.")
+    if config.fpr_steps < 0 or config.view_hold_steps < 1 or config.render_chunk_rays < 1:
+        raise UserError("need --pipeline.fpr-steps >= 0, --pipeline.view-hold-steps >= 1, --pipeline.render-chunk-rays >= 1")
+    if not 0 <= config.min_step < config.max_step <= 1000:
+        raise UserError("need 0 <= --pipeline.min-step < --pipeline.max-step <= 1000")
+
+
+def fit_short_side(height: int, width: int, short_side: int, multiple: int) -> Tuple[int, int]:
+    """Size with the short side ``short_side`` and the aspect ratio kept, both sides rounded to a
+    multiple of ``multiple`` (the UNet's downsampling times the VAE factor)."""
+    scale = short_side / min(height, width)
+    return (
+        max(multiple, round(height * scale / multiple) * multiple),
+        max(multiple, round(width * scale / multiple) * multiple),
+    )
+
+
+class IDSEditPipeline(VanillaPipeline):
+    """VanillaPipeline whose training step is an IDS edit of a loaded source model."""
+
+    config: IDSEditPipelineConfig
+
+    def __init__(self, config: IDSEditPipelineConfig, device: str, **kwargs) -> None:
+        super().__init__(config, device, **kwargs)
+        self.register_buffer("source_latents", torch.empty(0), persistent=True)
+        self.guidance: Optional[StableDiffusionGuidance] = None
+        self.nonfinite_in_a_row = 0
+        self.nonfinite_total = 0
+
+    # ---- set-up ------------------------------------------------------------------------------
+    def load_diffusion(self) -> StableDiffusionGuidance:
+        """Load the diffusion model (the only place an edit does) and embed both prompts once."""
+        device = self.config.diffusion_device or str(self.device)
+        precision = self.config.diffusion_precision
+        if precision == "auto":
+            precision = "fp16" if device.startswith("cuda") else "fp32"
+        self.guidance = load_stable_diffusion(
+            self.config.diffusion_model, precision, device, self.config.guidance_scale, self.config.min_step, self.config.max_step
+        )
+        self.guidance.embed_prompt(self.config.source_prompt)
+        self.guidance.embed_prompt(self.config.target_prompt)
+        self.guidance.release_text_encoder()
+        return self.guidance
+
+    def diffusion_image_size(self, height: int, width: int) -> Tuple[int, int]:
+        g = self.guidance
+        multiple = g.vae_scale_factor * 2 ** (len(g.unet.config.block_out_channels) - 1)
+        return fit_short_side(height, width, self.config.diffusion_size or g.native_size, multiple)
+
+    def encode_views(self) -> None:
+        """Store the latent of every training view (the paper's stored source renders)."""
+        cameras = self.datamanager.train_dataset.cameras
+        latents = []
+        with torch.no_grad():
+            for index in range(len(cameras)):
+                latents.append(self.encode(self.source_image(index)).cpu())
+        target = "cpu" if self.config.source_latents_device == "cpu" else self.device
+        self.source_latents = torch.cat(latents).to(target)
+        CONSOLE.print(f"Stored {len(latents)} source latents of shape {tuple(latents[0].shape[1:])} ({self.config.source_latents_from})")
+
+    def source_image(self, index: int) -> Tensor:
+        """``[1, 3, H, W]`` in [0, 1]: the source model's render or the dataset image of view ``index``."""
+        if self.config.source_latents_from == "dataset":
+            image = self.datamanager.train_dataset.get_image_float32(index)[..., :3]
+            return image.permute(2, 0, 1)[None].to(self.device)
+        bundle = camera_rays(self.datamanager.train_dataset.cameras, index, self.device)
+        rgb = render_rgb(self.model, bundle, self.config.render_chunk_rays, seed=index)
+        return rgb.permute(2, 0, 1)[None]
+
+    def encode(self, image: Tensor) -> Tensor:
+        """VAE latent of ``[1, 3, H, W]`` at the diffusion size; differentiable when grad is on."""
+        size = self.diffusion_image_size(*image.shape[-2:])
+        resized = F.interpolate(image.clamp(0, 1), size=size, mode="bilinear", align_corners=False, antialias=True)
+        return self.guidance.encode(resized)
+
+    def load_pipeline(self, loaded_state: Mapping[str, Any], step: int) -> None:
+        """Load a saved ids-edit pipeline; the source latents' shape comes from the checkpoint."""
+        state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in loaded_state.items()}
+        if "source_latents" in state:
+            self.source_latents = state["source_latents"].to(self.source_latents.device)
+        super().load_pipeline(state, step)
+
+    def get_param_groups(self):
+        """Field and proposal networks only: camera poses stay as the source run refined them."""
+        groups = super().get_param_groups()
+        for param in groups.pop("camera_opt", []):
+            param.requires_grad_(False)
+        return groups
+
+    # ---- the edit step -----------------------------------------------------------------------
+    def view_for_step(self, step: int) -> int:
+        """Training view of ``step``: a seeded random order, each view held ``view_hold_steps`` steps."""
+        count = len(self.datamanager.train_dataset)
+        slot = step // self.config.view_hold_steps
+        generator = torch.Generator().manual_seed(self.config.seed * 7919 + slot // count)
+        return int(torch.randperm(count, generator=generator)[slot % count])
+
+    def edit_step(self, step: int) -> Tuple[Dict[str, Tensor], Dict[str, Any], bool]:
+        """Render a view, score it against its source latent with IDS, backpropagate into the NeRF.
+
+        Returns ``(loss_dict, metrics_dict, applied)``; gradients are left in the parameters'
+        ``.grad``; ``applied`` is False when the step was skipped for a non-finite loss.
+        """
+        if self.guidance is None or self.source_latents.numel() == 0:
+            raise RuntimeError("begin the edit first: the trainer loads the diffusion model and source latents")
+        index = self.view_for_step(step)
+        bundle = camera_rays(self.datamanager.train_dataset.cameras, index, self.device)
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
+        render_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+
+        rgb = render_rgb(self.model, bundle, self.config.render_chunk_rays, render_seed)
+        image = rgb.permute(2, 0, 1)[None].detach().requires_grad_(True)
+        with torch.enable_grad():
+            z_trg = self.encode(image)
+            z_src = self.source_latents[index : index + 1].to(z_trg.device, z_trg.dtype)
+            t = self.guidance.sample_timesteps(1, generator).to(z_trg.device)
+            noise = torch.randn(z_trg.shape, generator=generator).to(z_trg.device, z_trg.dtype)
+            cond_src = self.guidance.embed_prompt(self.config.source_prompt)
+            cond_trg = self.guidance.embed_prompt(self.config.target_prompt)
+            result = ids_step(
+                self.guidance.score_fn, z_src, z_trg, cond_src, cond_trg, t, noise,
+                self.guidance.alphas_cumprod, self.config.fpr_steps, self.config.fpr_scale,
+            )
+            scale = self.config.loss_scale / (z_trg.shape[-2] * z_trg.shape[-1])
+            loss = distillation_loss(z_trg, result.direction, scale)
+            (grad_image,) = torch.autograd.grad(loss, image)
+
+        metrics: Dict[str, Any] = {
+            "ids/t": float(t),
+            "ids/view": index,
+            "ids/direction_norm": float(result.direction.norm()),
+            "ids/fpr_distance_after": float(result.distance_after),
+            "ids/nonfinite_steps": self.nonfinite_total,
+        }
+        if result.distance_before is not None:
+            metrics["ids/fpr_distance_before"] = float(result.distance_before)
+        if not (torch.isfinite(loss) and torch.isfinite(grad_image).all()):
+            return {"ids_loss": loss.detach().new_zeros(())}, metrics, self._skip(step)
+        self.nonfinite_in_a_row = 0
+
+        proposal = self._proposal_loss if self.config.proposal_loss_mult > 0 else None
+        grad_rgb = grad_image[0].permute(1, 2, 0)
+        proposal_total = backprop_rgb(self.model, bundle, grad_rgb, self.config.render_chunk_rays, render_seed, proposal)
+        if self.config.log_images_every and step % self.config.log_images_every == 0:
+            self._log_strip(step, z_src, image.detach(), result.z0_trg)
+        return {"ids_loss": loss.detach(), "proposal_loss": proposal_total}, metrics, True
+
+    def _proposal_loss(self, outputs: Dict[str, Any]) -> Tensor:
+        if "weights_list" not in outputs:
+            return outputs["rgb"].new_zeros(())
+        return self.config.proposal_loss_mult * interlevel_loss(outputs["weights_list"], outputs["ray_samples_list"])
+
+    def _skip(self, step: int) -> bool:
+        self.nonfinite_in_a_row += 1
+        self.nonfinite_total += 1
+        warnings.warn(f"step {step}: non-finite IDS loss, step skipped ({self.nonfinite_total} so far)")
+        if self.nonfinite_in_a_row >= self.config.max_consecutive_nonfinite:
+            raise UserError(
+                f"the IDS loss was non-finite {self.nonfinite_in_a_row} steps in a row (last at step {step}); "
+                "lower --pipeline.fpr-scale or use --pipeline.diffusion-precision fp32"
+            )
+        return False
+
+    def _log_strip(self, step: int, z_src: Tensor, render: Tensor, z0_trg: Tensor) -> None:
+        """source (decoded stored latent) | current render at the diffusion size | one-step target estimate."""
+        with torch.no_grad():
+            size = self.diffusion_image_size(*render.shape[-2:])
+            current = F.interpolate(render.clamp(0, 1), size=size, mode="bilinear", antialias=True).cpu()
+            source = self.guidance.decode(z_src).cpu()
+            target = self.guidance.decode(z0_trg).cpu()
+            strip = torch.cat([source, current, target], dim=-1)[0].permute(1, 2, 0)
+        writer.put_image(name="ids/source|render|target_estimate", image=strip, step=step)
+

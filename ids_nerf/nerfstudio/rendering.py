@@ -1,0 +1,80 @@
+"""Full-view rendering with deferred backpropagation (Zhang et al., ARF 2022).
+
+Memory must not grow with image area times samples per ray, so an edit step renders the view twice:
+first without grad to get the image (and, through the VAE and the score, d loss / d pixels), then
+chunk by chunk with grad, backpropagating each chunk's pixel gradient at once. Each chunk is rendered
+under the same RNG seed in both passes, so the second pass reproduces the first exactly even though
+nerfacto's training-mode sampling is stochastic.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator, Optional, Tuple
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.models.base_model import Model
+
+ChunkLoss = Callable[[dict], Tensor]
+"""Extra loss of a chunk's model outputs (e.g. nerfacto's proposal loss), added in the second pass."""
+
+
+def camera_rays(cameras: Cameras, index: int, device: torch.device | str) -> RayBundle:
+    """The ``[H, W]`` ray bundle of training camera ``index``, tagged with its index so that
+    per-image parts (appearance embedding, pose refinement) use that camera's entries."""
+    camera = cameras[index : index + 1].to(device)
+    bundle = camera.generate_rays(camera_indices=0, keep_shape=True)
+    bundle.camera_indices = torch.full_like(bundle.camera_indices, index)
+    return bundle
+
+
+def _chunks(flat: RayBundle, chunk_size: int, seed: int) -> Iterator[Tuple[slice, RayBundle]]:
+    for number, start in enumerate(range(0, len(flat), chunk_size)):
+        rows = slice(start, start + chunk_size)
+        devices = [flat.origins.device] if flat.origins.is_cuda else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed * 1_000_003 + number)
+            yield rows, flat[rows]
+
+
+def render_rgb(model: Model, bundle: RayBundle, chunk_size: int, seed: int) -> Float[Tensor, "h w 3"]:
+    """Render ``bundle`` without grad in chunks, in the model's current mode."""
+    height, width = bundle.shape
+    flat = bundle.flatten()
+    parts = []
+    with torch.no_grad():
+        for _, chunk in _chunks(flat, chunk_size, seed):
+            parts.append(model(chunk)["rgb"])
+    return torch.cat(parts).reshape(height, width, 3)
+
+
+def backprop_rgb(
+    model: Model,
+    bundle: RayBundle,
+    grad_rgb: Float[Tensor, "h w 3"],
+    chunk_size: int,
+    seed: int,
+    chunk_loss: Optional[ChunkLoss] = None,
+) -> Float[Tensor, ""]:
+    """Second pass: re-render each chunk with grad and backpropagate ``grad_rgb`` into the model.
+
+    Gradients accumulate in the parameters' ``.grad``. Returns the summed ``chunk_loss`` (detached),
+    each chunk weighted by its share of the rays.
+    """
+    flat = bundle.flatten()
+    grad_flat = grad_rgb.reshape(-1, 3)
+    total = grad_rgb.new_zeros(())
+    for rows, chunk in _chunks(flat, chunk_size, seed):
+        with torch.enable_grad():
+            outputs = model(chunk)
+            surrogate = (outputs["rgb"] * grad_flat[rows]).sum()
+            if chunk_loss is not None:
+                extra = chunk_loss(outputs) * (len(chunk) / len(flat))
+                surrogate = surrogate + extra
+                total = total + extra.detach()
+        surrogate.backward()
+    return total

@@ -1,0 +1,144 @@
+"""The ids-edit trainer: nerfstudio's Trainer, starting from a source model and stepping the edit.
+
+What it changes, and why:
+- ``--load-dir`` of a source run loads only the model's weights: optimizers, schedulers and the
+  step counter start fresh, so the progress bar and ``max-num-iterations`` count edit steps.
+  ``--load-dir`` of an ids-edit run resumes it (optimizers, step and source latents included).
+- The training step does its own backward pass (deferred backpropagation, see ``rendering.py``).
+- Bad input ends the run with one line and exit code 2, removing the run folder if nothing was
+  trained in it yet.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Type
+
+import torch
+import yaml
+
+from ids_nerf.errors import UserError
+from ids_nerf.nerfstudio.checkpoints import latest_checkpoint, load_checkpoint, model_state
+from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, validate_edit_config
+from nerfstudio.engine.trainer import Trainer, TrainerConfig
+from nerfstudio.models.nerfacto import NerfactoModelConfig
+from nerfstudio.utils.rich_utils import CONSOLE
+
+
+@dataclass
+class IDSEditTrainerConfig(TrainerConfig):
+    """Trainer settings of an edit; ``--load-dir`` (the source run's nerfstudio_models) is required."""
+
+    _target: Type = field(default_factory=lambda: IDSEditTrainer)
+    use_source_model_config: bool = True
+    """Take the model settings (nerfacto, nerfacto-big, ...) from the source run's config.yml next
+    to --load-dir, so that its checkpoint fits; off: use --pipeline.model as given."""
+
+
+class IDSEditTrainer(Trainer):
+    config: IDSEditTrainerConfig
+    pipeline: IDSEditPipeline
+
+    def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
+        try:
+            self._check_and_adopt_source()
+            super().setup(test_mode)
+            self._begin_edit()
+        except UserError as err:
+            self._abandon_run_dir()
+            _exit_with(err)
+
+    def train(self) -> None:
+        try:
+            super().train()
+        except UserError as err:
+            self._abandon_run_dir()
+            _exit_with(err)
+
+    # ---- start ---------------------------------------------------------------------------------
+    def _check_and_adopt_source(self) -> None:
+        """Fail on bad input before anything heavy is built; adopt the source run's model config."""
+        if self.world_size > 1:
+            raise UserError("ids-edit runs on one device; use --machine.num-devices 1 (put the diffusion "
+                            "model on another GPU with --pipeline.diffusion-device cuda:1)")
+        self._checkpoint_path = latest_checkpoint(self.config.load_dir, self.config.load_step)
+        validate_edit_config(self.config.pipeline)
+        source_config = self._checkpoint_path.parent.parent / "config.yml"
+        if not (self.config.use_source_model_config and source_config.is_file()):
+            return
+        source = yaml.load(source_config.read_text(), Loader=yaml.Loader)
+        model = getattr(getattr(source, "pipeline", None), "model", None)
+        if not isinstance(model, NerfactoModelConfig):
+            raise UserError(
+                f"the run at '{source_config.parent}' is a {type(model).__name__}, not a nerfacto model; "
+                "ids-edit edits nerfacto scenes (train one with `ns-train nerfacto`)"
+            )
+        self.config.pipeline.model = model
+        self.config.save_config()  # the edited run's config.yml must rebuild this very model
+
+    def _load_checkpoint(self) -> None:
+        state = load_checkpoint(self._checkpoint_path)
+        pipeline_state = state["pipeline"]
+        self._resumed = any(k.endswith("source_latents") for k in pipeline_state)
+        if self._resumed:
+            self.pipeline.load_pipeline(pipeline_state, state["step"])
+            self.optimizers.load_optimizers(state["optimizers"])
+            if "schedulers" in state:
+                self.optimizers.load_schedulers(state["schedulers"])
+            self._start_step = state["step"] + 1
+            CONSOLE.print(f"Resuming the edit from {self._checkpoint_path} (step {state['step']})")
+            return
+        weights = model_state(pipeline_state)
+        mismatch = _state_mismatch(self.pipeline.model.state_dict(), weights)
+        if mismatch:
+            raise UserError(
+                f"checkpoint '{self._checkpoint_path}' does not fit the nerfacto model of this edit ({mismatch}); "
+                "pass a nerfacto run's nerfstudio_models folder"
+            )
+        self.pipeline.model.load_state_dict(weights)
+        self.pipeline.model.update_to_step(state["step"])
+        CONSOLE.print(f"Loaded the source model from {self._checkpoint_path} (its step {state['step']}); the edit starts at step 0")
+
+    def _begin_edit(self) -> None:
+        self.pipeline.load_diffusion()
+        if self._resumed:
+            # the loop runs max_num_iterations steps from _start_step: keep the total as asked
+            self.config.max_num_iterations = max(0, self.config.max_num_iterations - self._start_step)
+        else:
+            self.pipeline.encode_views()
+
+    def _abandon_run_dir(self) -> None:
+        """Remove this run's folder when it holds no checkpoint (ns-train wrote config.yml first)."""
+        base = Path(self.base_dir)
+        if base.is_dir() and not any(base.glob("nerfstudio_models/*.ckpt")):
+            shutil.rmtree(base, ignore_errors=True)
+
+    # ---- step ----------------------------------------------------------------------------------
+    def train_iteration(self, step: int):
+        """One edit step; the pipeline backpropagates itself, chunk by chunk."""
+        self.optimizers.zero_grad_all()
+        loss_dict, metrics_dict, applied = self.pipeline.edit_step(step)
+        if applied:
+            self.optimizers.optimizer_step_all()
+            self.optimizers.scheduler_step_all(step)
+        loss = sum(loss_dict.values(), torch.zeros((), device=self.device))
+        return loss, loss_dict, metrics_dict
+
+
+def _state_mismatch(expected: dict, loaded: dict) -> str:
+    """Empty when ``loaded`` fits ``expected`` key for key and shape for shape; else a summary."""
+    missing = [k for k in expected if k not in loaded]
+    unexpected = [k for k in loaded if k not in expected]
+    reshaped = [k for k in expected if k in loaded and tuple(expected[k].shape) != tuple(loaded[k].shape)]
+    if not (missing or unexpected or reshaped):
+        return ""
+    example = (missing or unexpected or reshaped)[0]
+    return f"{len(missing)} missing, {len(unexpected)} unexpected, {len(reshaped)} reshaped weights, e.g. '{example}'"
+
+
+def _exit_with(err: UserError) -> None:
+    print(f"ids-edit: error: {err}", file=sys.stderr, flush=True)
+    sys.exit(2)

@@ -1,0 +1,149 @@
+"""A tiny Blender-format (NeRF synthetic) scene, rendered analytically by ray casting.
+
+The scene is a sphere and a box standing on a checkered disc, all inside a radius of about 1 around the origin
+(nerfstudio's ``blender-data`` parser assumes a scene box of [-1.5, 1.5]^3 and scale factor 1). World +Z is up.
+Cameras sit on the upper hemisphere at radius 4 and look at the origin; their ``transform_matrix`` is
+camera-to-world in the OpenGL/Blender convention (the camera looks down its -Z axis, +Y is up). Pixels outside
+the objects are transparent (alpha 0); edges are anti-aliased by 2x2 supersampling.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CAMERA_ANGLE_X = 0.6911112070083618  # the NeRF synthetic scenes' horizontal field of view (radians)
+RADIUS = 4.0
+SPHERE_CENTER = np.array([0.35, -0.15, 0.4])
+SPHERE_RADIUS = 0.4
+BOX_MIN = np.array([-0.75, -0.35, 0.0])
+BOX_MAX = np.array([-0.15, 0.35, 0.5])
+DISC_RADIUS = 1.0
+SPHERE_COLORS = {"source": (0.85, 0.12, 0.10), "edited": (0.10, 0.25, 0.90)}
+BOX_COLOR = np.array([0.20, 0.70, 0.25])
+LIGHT = np.array([0.4, -0.5, 0.77]) / np.linalg.norm([0.4, -0.5, 0.77])
+SUPERSAMPLE = 2
+
+
+def look_at(position: np.ndarray) -> np.ndarray:
+    """Camera-to-world 4x4 matrix (OpenGL convention) for a camera at ``position`` looking at the origin."""
+    forward = -position / np.linalg.norm(position)
+    x_axis = np.cross(forward, [0.0, 0.0, 1.0])
+    x_axis /= np.linalg.norm(x_axis)
+    z_axis = -forward
+    y_axis = np.cross(z_axis, x_axis)
+    c2w = np.eye(4)
+    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = x_axis, y_axis, z_axis, position
+    return c2w
+
+
+def camera_poses(count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``count`` cameras at radius 4, azimuths evenly spread with a random phase, elevations 15-60 degrees."""
+    phase = rng.uniform(0.0, 2.0 * math.pi)
+    poses = []
+    for k in range(count):
+        azimuth = phase + 2.0 * math.pi * k / count
+        elevation = math.radians(rng.uniform(15.0, 60.0))
+        position = RADIUS * np.array(
+            [math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth), math.sin(elevation)]
+        )
+        poses.append(look_at(position))
+    return poses
+
+
+def _hit_sphere(origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance along each ray to the sphere (inf on a miss) and the unit normal there."""
+    oc = origin - SPHERE_CENTER
+    b = dirs @ oc
+    disc = b**2 - (oc @ oc - SPHERE_RADIUS**2)
+    t = np.where(disc >= 0.0, -b - np.sqrt(np.maximum(disc, 0.0)), np.inf)
+    t = np.where(t > 0.0, t, np.inf)
+    normal = (origin + np.where(np.isfinite(t), t, 0.0)[:, None] * dirs - SPHERE_CENTER) / SPHERE_RADIUS
+    return t, normal
+
+
+def _hit_box(origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance along each ray to the axis-aligned box (slab method; inf on a miss) and the face normal."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = 1.0 / dirs
+        t0, t1 = (BOX_MIN - origin) * inv, (BOX_MAX - origin) * inv
+    t_near = np.minimum(t0, t1)
+    enter, exit_ = t_near.max(axis=1), np.maximum(t0, t1).min(axis=1)
+    t = np.where((enter <= exit_) & (enter > 0.0), enter, np.inf)
+    axis = t_near.argmax(axis=1)
+    normal = np.zeros_like(dirs)
+    normal[np.arange(len(dirs)), axis] = -np.sign(dirs[np.arange(len(dirs)), axis])
+    return t, normal
+
+
+def _hit_disc(origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance along each ray to the disc z = 0, |xy| <= DISC_RADIUS (inf on a miss) and the hit point."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = -origin[2] / dirs[:, 2]
+    t = np.where(np.isfinite(t) & (t > 0.0), t, np.inf)
+    point = origin + np.where(np.isfinite(t), t, 0.0)[:, None] * dirs
+    t = np.where(np.hypot(point[:, 0], point[:, 1]) <= DISC_RADIUS, t, np.inf)
+    return t, point
+
+
+def render_view(c2w: np.ndarray, size: int, appearance: str = "source") -> np.ndarray:
+    """Render one ``size`` x ``size`` RGBA float image in [0, 1] seen from camera-to-world ``c2w``."""
+    sphere_color = np.array(SPHERE_COLORS[appearance])
+    n = size * SUPERSAMPLE
+    focal = 0.5 * n / math.tan(0.5 * CAMERA_ANGLE_X)
+    coords = (np.arange(n) + 0.5 - 0.5 * n) / focal
+    u, v = np.meshgrid(coords, coords, indexing="xy")
+    dirs_cam = np.stack([u, -v, -np.ones_like(u)], axis=-1).reshape(-1, 3)
+    dirs = dirs_cam @ c2w[:3, :3].T
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    origin = c2w[:3, 3]
+
+    t_sphere, n_sphere = _hit_sphere(origin, dirs)
+    t_box, n_box = _hit_box(origin, dirs)
+    t_disc, p_disc = _hit_disc(origin, dirs)
+    nearest = np.stack([t_sphere, t_box, t_disc]).argmin(axis=0)
+    hit = np.isfinite(np.minimum(np.minimum(t_sphere, t_box), t_disc))
+
+    checker = (np.floor(p_disc[:, 0] * 4.0) + np.floor(p_disc[:, 1] * 4.0)) % 2
+    disc_color = np.where(checker[:, None] > 0, 0.75, 0.55) * np.ones(3)
+    n_disc = np.tile([0.0, 0.0, np.sign(origin[2])], (len(dirs), 1))
+    ones = np.ones_like(dirs)
+    albedo = np.choose(nearest[:, None], [sphere_color * ones, BOX_COLOR * ones, disc_color])
+    normal = np.choose(nearest[:, None], [n_sphere, n_box, n_disc])
+    shade = 0.35 + 0.65 * np.clip(normal @ LIGHT, 0.0, 1.0)
+
+    rgba = np.zeros((len(dirs), 4))
+    rgba[:, :3] = np.where(hit[:, None], albedo * shade[:, None], 0.0)
+    rgba[:, 3] = hit
+    return rgba.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, 4).mean(axis=(1, 3))
+
+
+def write_blender_scene(
+    out: Path, size: int = 32, views: int = 8, seed: int = 0, appearance: str = "source"
+) -> Path:
+    """Write a tiny Blender-format scene to ``out`` and return ``out``.
+
+    Writes ``transforms_{train,val,test}.json`` and RGBA PNGs under ``train/``, ``val/`` and ``test/``
+    (``views`` training views; ``max(1, views // 4)`` views each for val and test). ``file_path`` entries have no
+    extension, as nerfstudio's ``blender-data`` parser appends ``.png``. ``appearance="source"`` makes the sphere
+    red; ``"edited"`` the same geometry and cameras with a blue sphere. Output depends only on the arguments.
+    """
+    if appearance not in SPHERE_COLORS:
+        raise ValueError(f"appearance must be one of {sorted(SPHERE_COLORS)}, not {appearance!r}")
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    counts = {"train": views, "val": max(1, views // 4), "test": max(1, views // 4)}
+    for split, count in counts.items():
+        (out / split).mkdir(parents=True, exist_ok=True)
+        frames = []
+        for index, c2w in enumerate(camera_poses(count, rng)):
+            rgba = render_view(c2w, size, appearance)
+            Image.fromarray(np.round(rgba * 255.0).astype(np.uint8), mode="RGBA").save(out / split / f"r_{index}.png")
+            frames.append({"file_path": f"./{split}/r_{index}", "transform_matrix": c2w.tolist()})
+        meta = {"camera_angle_x": CAMERA_ANGLE_X, "frames": frames}
+        (out / f"transforms_{split}.json").write_text(json.dumps(meta, indent=2))
+    return out

@@ -1,0 +1,79 @@
+"""A tiny scene, a source nerfacto trained with the real ns-train, and an ids-edit run of it.
+
+Built once per session (about 40 s on 2 CPU cores). The edit run uses its own copy of the tiny
+diffusion model, deleted once the edit is done: later commands on the run prove that they never
+load diffusion weights.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ids_nerf.guidance import make_tiny_sd
+from ids_nerf.scenes.blender_scene import write_blender_scene
+from tests.nerfstudio_fixtures import make_offline_alexnet, offline_env, train_source_nerfacto
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def ns_env(tmp_path_factory):
+    torch_home = tmp_path_factory.mktemp("torch-home")
+    make_offline_alexnet(torch_home)
+    os.environ["TORCH_HOME"] = str(torch_home)  # for in-process eval_setup too
+    return offline_env(torch_home)
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory, ns_env, tiny_sd_dir):
+    root = tmp_path_factory.mktemp("ns")
+    write_blender_scene(root / "scene", size=32, views=6)
+    return root
+
+
+@pytest.fixture(scope="session")
+def source_run(workspace, ns_env):
+    return train_source_nerfacto(workspace / "scene", workspace / "out", ns_env, steps=4)
+
+
+def edit_command(workspace, method="ids-edit", timestamp="edit", load_dir=None, model=None, extra=()):
+    """``ns-train <method>`` on the test scene; ``extra`` go before the dataparser subcommand."""
+    return [
+        str(BIN / "ns-train"), method,
+        "--machine.device-type", "cpu",
+        "--vis", "tensorboard",
+        "--logging.local-writer.enable", "False",
+        "--max-num-iterations", "3",
+        "--pipeline.source-prompt", "a red ball and a green box",
+        "--pipeline.target-prompt", "a blue ball and a green box",
+        "--pipeline.diffusion-model", str(model),
+        "--pipeline.log-images-every", "2",
+        "--output-dir", str(workspace / "out"),
+        "--experiment-name", "scene",
+        "--timestamp", timestamp,
+        *(["--load-dir", str(load_dir)] if load_dir is not None else []),
+        *extra,
+        "blender-data", "--data", str(workspace / "scene"),
+    ]
+
+
+def run(command, env, timeout=300):
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def checked(result):
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="session")
+def edit_run(workspace, source_run, ns_env, tiny_sd_dir):
+    model = workspace / "tiny-sd-for-edit"
+    shutil.copytree(tiny_sd_dir, model)
+    checked(run(edit_command(workspace, load_dir=source_run / "nerfstudio_models", model=model), ns_env))
+    shutil.rmtree(model)  # from here on, nothing may need the diffusion weights
+    return workspace / "out" / "scene" / "ids-edit" / "edit"

@@ -1,0 +1,67 @@
+"""Each bad input: one clear line, exit code 2, no run folder left behind."""
+
+import pytest
+import torch
+
+from tests.nerfstudio.conftest import edit_command, run
+
+pytestmark = pytest.mark.slow
+
+
+def _assert_refused(result, workspace, timestamp, expected):
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ids-edit: error:")]
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not (workspace / "out" / "scene" / "ids-edit" / timestamp).exists()
+
+
+def test_no_load_dir(workspace, ns_env, tiny_sd_dir):
+    result = run(edit_command(workspace, timestamp="bad-noload", model=tiny_sd_dir), ns_env)
+    _assert_refused(result, workspace, "bad-noload", "no --load-dir given")
+
+
+def test_folder_without_checkpoint(workspace, ns_env, tiny_sd_dir, tmp_path):
+    result = run(edit_command(workspace, timestamp="bad-empty", model=tiny_sd_dir, load_dir=tmp_path), ns_env)
+    _assert_refused(result, workspace, "bad-empty", "holds no step-*.ckpt")
+
+
+def test_checkpoint_of_another_model(workspace, ns_env, tiny_sd_dir, tmp_path):
+    other = tmp_path / "other" / "nerfstudio_models"
+    other.mkdir(parents=True)
+    state = {"step": 10, "pipeline": {"_model.field.mlp.weight": torch.zeros(4, 4)}, "optimizers": {}, "scalers": {}}
+    torch.save(state, other / "step-000000010.ckpt")
+    result = run(edit_command(workspace, timestamp="bad-other", model=tiny_sd_dir, load_dir=other), ns_env)
+    _assert_refused(result, workspace, "bad-other", "does not fit the nerfacto model")
+
+
+@pytest.mark.parametrize("flag", ["--pipeline.source-prompt", "--pipeline.target-prompt"])
+def test_empty_prompt(workspace, ns_env, tiny_sd_dir, source_run, flag):
+    command = edit_command(workspace, timestamp="bad-prompt", model=tiny_sd_dir, load_dir=source_run / "nerfstudio_models")
+    command[command.index(flag) + 1] = " "
+    _assert_refused(run(command, ns_env), workspace, "bad-prompt", f"{flag} is empty")
+
+
+def test_diffusion_weights_unavailable_before_training(workspace, ns_env, source_run):
+    command = edit_command(workspace, timestamp="bad-model", model="nobody/no-such-model",
+                           load_dir=source_run / "nerfstudio_models")
+    result = run(command, ns_env)
+    _assert_refused(result, workspace, "bad-model", "nobody/no-such-model")
+    assert "Stored" not in result.stdout  # refused before rendering or training anything
+
+
+def test_non_finite_loss_is_skipped_then_stops(workspace, ns_env, tiny_sd_dir, source_run):
+    command = edit_command(workspace, timestamp="bad-nan", model=tiny_sd_dir, load_dir=source_run / "nerfstudio_models",
+                           extra=["--pipeline.fpr-scale", "nan", "--pipeline.max-consecutive-nonfinite", "2"])
+    result = run(command, ns_env)
+    _assert_refused(result, workspace, "bad-nan", "non-finite 2 steps in a row")
+    assert "step 0: non-finite IDS loss, step skipped" in result.stderr
+
+
+def test_identical_prompts_warn_but_run(workspace, ns_env, tiny_sd_dir, source_run):
+    command = edit_command(workspace, timestamp="same-prompts", model=tiny_sd_dir, load_dir=source_run / "nerfstudio_models",
+                           extra=["--max-num-iterations", "1"])
+    command[command.index("--pipeline.target-prompt") + 1] = command[command.index("--pipeline.source-prompt") + 1]
+    result = run(command, ns_env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "prompts are identical" in result.stdout

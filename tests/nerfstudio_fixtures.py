@@ -1,0 +1,74 @@
+"""Helpers for tests that run real nerfstudio commands offline on the CPU (a plain module, not a test file)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+
+
+def make_offline_alexnet(torch_home: Path) -> Path:
+    """Save an untrained AlexNet where torchvision looks for its weights, so nerfacto's LPIPS builds offline.
+
+    Point ``TORCH_HOME`` at ``torch_home``; torchvision loads the cached file without checking its hash. LPIPS
+    values computed with it are meaningless. Returns the checkpoint file.
+    """
+    import torch
+    import torchvision
+
+    path = Path(torch_home) / "hub" / "checkpoints" / ALEXNET_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
+    return path
+
+
+def offline_env(torch_home: Path) -> dict:
+    """A copy of ``os.environ`` with ``TORCH_HOME`` set and every hub lookup switched off."""
+    return {**os.environ, "TORCH_HOME": str(torch_home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def train_source_nerfacto(scene: Path, output_dir: Path, env: dict, steps: int = 4) -> Path:
+    """Train nerfacto on a Blender-format ``scene`` for ``steps`` iterations with the real ``ns-train`` on the CPU.
+
+    The config is cut down for speed (256 rays a batch, a small hash grid, no evaluation, no camera optimiser);
+    the checkpoint is written once, at the end. ``env`` must hold ``TORCH_HOME`` with an offline AlexNet (see
+    :func:`make_offline_alexnet`). Returns the run folder that holds ``config.yml`` and ``nerfstudio_models/``.
+    """
+    if "TORCH_HOME" not in env:
+        raise ValueError("env needs TORCH_HOME pointing at a folder made by make_offline_alexnet")
+    run_env = {**env, "HF_HUB_OFFLINE": "1"}
+    command = [
+        str(Path(sys.executable).parent / "ns-train"),
+        "nerfacto",
+        "--machine.device-type", "cpu",
+        "--vis", "tensorboard",
+        "--max-num-iterations", str(steps),
+        "--steps-per-save", "1000000",
+        "--steps-per-eval-batch", "0",
+        "--steps-per-eval-image", "0",
+        "--steps-per-eval-all-images", "0",
+        "--logging.local-writer.enable", "False",
+        "--pipeline.datamanager.train-num-rays-per-batch", "256",
+        "--pipeline.datamanager.eval-num-rays-per-batch", "256",
+        "--pipeline.model.eval-num-rays-per-chunk", "1024",
+        "--pipeline.model.implementation", "torch",
+        "--pipeline.model.log2-hashmap-size", "15",
+        "--pipeline.model.proposal-net-args-list.0.log2-hashmap-size", "15",
+        "--pipeline.model.proposal-net-args-list.1.log2-hashmap-size", "15",
+        "--output-dir", str(output_dir),
+        "--experiment-name", "scene",
+        "--timestamp", "src",
+        "blender-data",
+        "--data", str(scene),
+    ]
+    result = subprocess.run(command, env=run_env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"ns-train failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    run_dir = Path(output_dir) / "scene" / "nerfacto" / "src"
+    if not (run_dir / "config.yml").is_file() or not any((run_dir / "nerfstudio_models").glob("*.ckpt")):
+        raise RuntimeError(f"ns-train left no config.yml or checkpoint in {run_dir}:\n{result.stdout[-4000:]}")
+    return run_dir
