@@ -37,6 +37,15 @@ class IDSEditTrainerConfig(TrainerConfig):
     """Take the model settings (nerfacto, nerfacto-big, ...) from the source run's config.yml next
     to --load-dir, so that its checkpoint fits; off: use --pipeline.model as given."""
 
+    def __post_init__(self) -> None:
+        # Refuse several devices here, while parsing the command line: inside the processes that
+        # nerfstudio spawns per device, a refusal would surface as the spawner's traceback.
+        if self.machine.num_devices * self.machine.num_machines > 1:
+            _exit_with(UserError(
+                "ids-edit runs on one device; use --machine.num-devices 1 and put the diffusion model "
+                "on a second GPU with --pipeline.diffusion-device cuda:1"
+            ))
+
 
 class IDSEditTrainer(Trainer):
     config: IDSEditTrainerConfig
@@ -61,9 +70,6 @@ class IDSEditTrainer(Trainer):
     # ---- start ---------------------------------------------------------------------------------
     def _check_and_adopt_source(self) -> None:
         """Fail on bad input before anything heavy is built; adopt the source run's model config."""
-        if self.world_size > 1:
-            raise UserError("ids-edit runs on one device; use --machine.num-devices 1 (put the diffusion "
-                            "model on another GPU with --pipeline.diffusion-device cuda:1)")
         self._checkpoint_path = latest_checkpoint(self.config.load_dir, self.config.load_step)
         validate_edit_config(self.config.pipeline)
         source_config = self._checkpoint_path.parent.parent / "config.yml"

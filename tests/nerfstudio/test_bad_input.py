@@ -65,3 +65,18 @@ def test_identical_prompts_warn_but_run(workspace, ns_env, tiny_sd_dir, source_r
     result = run(command, ns_env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "prompts are identical" in result.stdout
+
+
+def test_several_devices_are_refused_while_parsing(workspace, ns_env, tiny_sd_dir, source_run):
+    command = edit_command(workspace, timestamp="bad-multi", model=tiny_sd_dir, load_dir=source_run / "nerfstudio_models",
+                           extra=["--machine.num-devices", "2"])
+    _assert_refused(run(command, ns_env), workspace, "bad-multi", "--machine.num-devices 1")
+
+
+def test_source_nerfacto_run_loads_under_torch_weights_only(source_run, ns_env, tmp_path):
+    """The plugin's safe-globals fix also serves plain nerfacto runs: ns-eval loads one."""
+    from tests.nerfstudio.conftest import BIN, checked
+
+    checked(run([str(BIN / "ns-eval"), "--load-config", str(source_run / "config.yml"),
+                 "--output-path", str(tmp_path / "eval.json")], ns_env))
+    assert (tmp_path / "eval.json").is_file()

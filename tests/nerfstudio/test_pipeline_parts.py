@@ -1,0 +1,39 @@
+from types import SimpleNamespace
+
+import pytest
+
+from ids_nerf.errors import UserError
+from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, fit_short_side
+
+
+def test_fit_short_side_keeps_aspect_and_multiple():
+    assert fit_short_side(800, 800, 512, 64) == (512, 512)
+    assert fit_short_side(756, 1008, 512, 64) == (512, 704)  # LLFF's 4:3 at 1/4 scale
+    assert fit_short_side(32, 48, 32, 4) == (32, 48)
+    h, w = fit_short_side(100, 333, 512, 64)
+    assert h % 64 == 0 and w % 64 == 0 and h == 512
+
+
+def _fake(views=5, hold=3, seed=0, limit=3):
+    config = SimpleNamespace(view_hold_steps=hold, seed=seed, max_consecutive_nonfinite=limit)
+    datamanager = SimpleNamespace(train_dataset=[None] * views)
+    return SimpleNamespace(config=config, datamanager=datamanager, nonfinite_in_a_row=0, nonfinite_total=0)
+
+
+def test_views_are_held_then_all_visited_each_cycle():
+    fake = _fake()
+    order = [IDSEditPipeline.view_for_step(fake, step) for step in range(30)]
+    held = order[::3]
+    assert all(order[i] == order[i - i % 3] for i in range(30))
+    assert sorted(held[:5]) == list(range(5)) and sorted(held[5:10]) == list(range(5))
+    assert order == [IDSEditPipeline.view_for_step(fake, step) for step in range(30)]  # resumable
+
+
+def test_nonfinite_steps_are_counted_then_stop():
+    fake = _fake(limit=3)
+    with pytest.warns(UserWarning, match="step skipped"):
+        assert IDSEditPipeline._skip(fake, 0) is False
+        IDSEditPipeline._skip(fake, 1)
+        with pytest.raises(UserError, match="3 steps in a row"):
+            IDSEditPipeline._skip(fake, 2)
+    assert fake.nonfinite_total == 3
