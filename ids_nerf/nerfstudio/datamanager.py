@@ -1,32 +1,27 @@
-"""The edit's datamanager: nerfstudio's full-image one; the pipeline chooses the views itself."""
+"""The edit's datamanager: nerfstudio's VanillaDataManager; the pipeline chooses the views itself.
+
+The edit step only needs the training cameras (and the images for
+``--pipeline.source-latents-from dataset``), but ns-export's point-cloud and Poisson exporters sample
+rays through this datamanager's pixel sampler, so the vanilla one is kept rather than the full-image one.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Type
 
-import torch
-
-from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager, FullImageDatamanagerConfig
+from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
 
 
 @dataclass
-class IDSEditDataManagerConfig(FullImageDatamanagerConfig):
-    """Full training views and their cameras; images are read only for --pipeline.source-latents-from dataset."""
+class IDSEditDataManagerConfig(VanillaDataManagerConfig):
+    """Training views and cameras; ``train_num_rays_per_batch`` only matters to ns-export."""
 
     _target: Type = field(default_factory=lambda: IDSEditDataManager)
 
 
-class IDSEditDataManager(FullImageDatamanager):
-    def __init__(self, config: IDSEditDataManagerConfig, *args, **kwargs) -> None:
-        if config.cache_images == "cpu" and not torch.cuda.is_available():
-            # nerfstudio pins CPU-cached images, which needs CUDA; "gpu" means the datamanager's
-            # device, which is the CPU here.
-            config.cache_images = "gpu"
-        super().__init__(config, *args, **kwargs)
-
+class IDSEditDataManager(VanillaDataManager):
     def get_train_rays_per_batch(self) -> int:
-        """Pixels of one full view: what an edit step renders (the parent counts cached images,
-        which would load and pin every image just to report a speed)."""
+        """Pixels of one full view: what an edit step renders (for the rays-per-second readout)."""
         camera = self.train_dataset.cameras[0]
         return int(camera.width) * int(camera.height)

@@ -46,7 +46,7 @@ def edit_config(method_name: str, fpr_steps: int, diffusion_size=None) -> IDSEdi
         steps_per_eval_all_images=0,
         mixed_precision=False,
         pipeline=IDSEditPipelineConfig(
-            datamanager=IDSEditDataManagerConfig(dataparser=NerfstudioDataParserConfig(), cache_images="cpu"),
+            datamanager=IDSEditDataManagerConfig(dataparser=NerfstudioDataParserConfig()),
             model=NerfactoModelConfig(
                 eval_num_rays_per_chunk=1 << 15,
                 average_init_density=0.01,

@@ -40,7 +40,7 @@ def test_edit_changes_the_rendered_views(edit_run, ns_env, tmp_path):
         assert np.abs(source - edited).mean() > 1.0, pair  # grey levels of 255
 
 
-def test_edited_run_opens_in_ns_eval_and_ns_render_without_diffusion(edit_run, ns_env, tmp_path):
+def test_edited_run_opens_in_ns_eval_render_export_without_diffusion(edit_run, ns_env, tmp_path):
     checked(run([str(BIN / "ns-eval"), "--load-config", str(edit_run / "config.yml"),
                  "--output-path", str(tmp_path / "eval.json")], ns_env))
     results = json.loads((tmp_path / "eval.json").read_text())["results"]
@@ -49,6 +49,9 @@ def test_edited_run_opens_in_ns_eval_and_ns_render_without_diffusion(edit_run, n
                  "--output-path", str(tmp_path / "renders"), "--split", "test", "--rendered-output-names", "rgb"],
                 ns_env))
     assert len(list((tmp_path / "renders").rglob("*.jpg"))) == 1
+    checked(run([str(BIN / "ns-export"), "pointcloud", "--load-config", str(edit_run / "config.yml"),
+                 "--output-dir", str(tmp_path / "export"), "--num-points", "500", "--normal-method", "open3d"], ns_env))
+    assert (tmp_path / "export" / "point_cloud.ply").stat().st_size > 0
 
 
 def test_edit_logs_image_strip_and_fpr_scalars(edit_run):
@@ -76,9 +79,16 @@ def test_resume_continues_the_edit(edit_run, workspace, ns_env, tiny_sd_dir):
     assert any("field" in k for k in moved)
 
 
-def test_dds_edit_runs_without_fpr(source_run, workspace, ns_env, tiny_sd_dir):
+def test_dds_edit_with_source_latents_from_the_dataset(source_run, workspace, ns_env, tiny_sd_dir):
     result = checked(run(edit_command(workspace, method="dds-edit", timestamp="dds", model=tiny_sd_dir,
                                       load_dir=source_run / "nerfstudio_models",
-                                      extra=["--max-num-iterations", "2"]), ns_env))
+                                      extra=["--max-num-iterations", "2", "--pipeline.source-latents-from", "dataset"]),
+                         ns_env))
+    assert "Stored 6 source latents of shape (4, 16, 16) (dataset)" in result.stdout
     run_dir = workspace / "out" / "scene" / "dds-edit" / "dds"
     assert _checkpoints(run_dir) == ["step-000000001.ckpt"], result.stdout[-2000:]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(glob.glob(str(run_dir / "events.out.tfevents.*"))[0])
+    events.Reload()
+    assert "Train Metrics Dict/ids/fpr_distance_before" not in events.Tags()["scalars"]  # no FPR in DDS
