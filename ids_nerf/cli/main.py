@@ -11,14 +11,24 @@ from ids_nerf.errors import UserError
 
 
 def _subcommands() -> dict:
+    from ids_nerf.cli.make_scene import MakeScene
     from ids_nerf.cli.make_tiny_sd import MakeTinySD
+    from ids_nerf.cli.run_edits import RunEdits
+    from ids_nerf.demo import Demo
+    from ids_nerf.evaluation.evaluate import EvalRuns
     from ids_nerf.image_editing import EditImageConfig
     from ids_nerf.nerfstudio.compare import CompareRuns
+    from ids_nerf.study.latent_study import Study
 
     return {
-        "edit-image": EditImageConfig,
-        "make-tiny-sd": MakeTinySD,
+        "demo": Demo,
+        "run": RunEdits,
+        "eval": EvalRuns,
         "compare": CompareRuns,
+        "edit-image": EditImageConfig,
+        "study": Study,
+        "make-scene": MakeScene,
+        "make-tiny-sd": MakeTinySD,
     }
 
 

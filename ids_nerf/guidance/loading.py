@@ -111,3 +111,20 @@ def load_stable_diffusion(
     for name in ("unet", "vae", "text_encoder"):
         getattr(guidance, name).to(device)
     return guidance
+
+
+def load_guidance(
+    model: str = DEFAULT_MODEL,
+    precision: Precision = "fp32",
+    device: str | torch.device = "cpu",
+    guidance_scale: float = 7.5,
+    min_step: int = 50,
+    max_step: int = 950,
+):
+    """The score model named by ``model``: ``exact:SCENE`` for the exact-score verification model
+    (see :mod:`ids_nerf.guidance.exact`), otherwise a Stable Diffusion hub id or folder."""
+    from ids_nerf.guidance.exact import EXACT_PREFIX, load_exact_score
+
+    if model.startswith(EXACT_PREFIX):
+        return load_exact_score(model, device, guidance_scale, min_step, max_step)
+    return load_stable_diffusion(model, precision, device, guidance_scale, min_step, max_step)

@@ -62,6 +62,11 @@ class StableDiffusionGuidance:
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @property
+    def size_multiple(self) -> int:
+        """Image sides must be multiples of this: the VAE factor times the UNet's downsampling."""
+        return self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+    @property
     def native_size(self) -> int:
         """The image side the UNet was trained at: ``sample_size * vae_scale_factor`` (512 for SD 1.x)."""
         return int(self.unet.config.sample_size) * self.vae_scale_factor

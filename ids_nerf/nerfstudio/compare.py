@@ -26,8 +26,13 @@ def source_config_of(edited_config: Path) -> Path:
     return candidate
 
 
-def render_views(config_path: Path, split: Literal["train", "test"], indices: Optional[List[int]]) -> List[torch.Tensor]:
-    """Render ``indices`` of ``split`` from the run at ``config_path`` (no diffusion model is loaded)."""
+def render_views(
+    config_path: Path, split: Literal["train", "test"], indices: Optional[List[int]] = None, with_geometry: bool = False
+) -> List:
+    """Render ``indices`` of ``split`` from the run at ``config_path`` (no diffusion model is loaded).
+
+    Returns ``[3, H, W]`` RGB tensors in [0, 1]; with ``with_geometry``, dicts with ``rgb``,
+    ``depth`` ``[H, W]`` and ``accumulation`` ``[H, W]`` instead."""
     from nerfstudio.utils.eval_utils import eval_setup
 
     import ids_nerf.nerfstudio  # noqa: F401  (lets torch.load read nerfstudio checkpoints)
@@ -42,8 +47,16 @@ def render_views(config_path: Path, split: Literal["train", "test"], indices: Op
             raise UserError(f"view {index} does not exist; the {split} split has {len(cameras)} views")
         camera = cameras[index : index + 1].to(pipeline.device)
         with torch.no_grad():
-            rgb = pipeline.model.get_outputs_for_camera(camera)["rgb"]
-        images.append(rgb.permute(2, 0, 1).clamp(0, 1).cpu())
+            outputs = pipeline.model.get_outputs_for_camera(camera)
+        rgb = outputs["rgb"].permute(2, 0, 1).clamp(0, 1).cpu()
+        if with_geometry:
+            images.append({
+                "rgb": rgb,
+                "depth": outputs["depth"][..., 0].cpu(),
+                "accumulation": outputs["accumulation"][..., 0].cpu(),
+            })
+        else:
+            images.append(rgb)
     return images
 
 

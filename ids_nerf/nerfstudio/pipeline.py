@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ids_nerf.core import distillation_loss, ids_step
 from ids_nerf.errors import UserError
-from ids_nerf.guidance import DEFAULT_MODEL, StableDiffusionGuidance, load_stable_diffusion
+from ids_nerf.guidance import DEFAULT_MODEL, StableDiffusionGuidance, load_guidance
 from ids_nerf.nerfstudio.rendering import backprop_rgb, camera_rays, render_rgb
 from nerfstudio.model_components.losses import interlevel_loss
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
@@ -35,7 +35,8 @@ class IDSEditPipelineConfig(VanillaPipelineConfig):
     target_prompt: str = ""
     """Text describing the wanted edit, e.g. "a photo of a golden lego bulldozer"."""
     diffusion_model: str = DEFAULT_MODEL
-    """Diffusers Stable Diffusion checkpoint: hub id or local folder (`ids-nerf make-tiny-sd DIR` for tests)."""
+    """Score model: a Stable Diffusion hub id or local diffusers folder (`ids-nerf make-tiny-sd DIR` for
+    tests), or exact:SCENE, the exact-score model of a scene from `ids-nerf make-scene` (verification)."""
     diffusion_device: Optional[str] = None
     """Torch device of the diffusion model, e.g. cuda:1; default: the NeRF's device."""
     diffusion_precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
@@ -118,7 +119,7 @@ class IDSEditPipeline(VanillaPipeline):
         precision = self.config.diffusion_precision
         if precision == "auto":
             precision = "fp16" if device.startswith("cuda") else "fp32"
-        self.guidance = load_stable_diffusion(
+        self.guidance = load_guidance(
             self.config.diffusion_model, precision, device, self.config.guidance_scale, self.config.min_step, self.config.max_step
         )
         self.guidance.embed_prompt(self.config.source_prompt)
@@ -128,8 +129,7 @@ class IDSEditPipeline(VanillaPipeline):
 
     def diffusion_image_size(self, height: int, width: int) -> Tuple[int, int]:
         g = self.guidance
-        multiple = g.vae_scale_factor * 2 ** (len(g.unet.config.block_out_channels) - 1)
-        return fit_short_side(height, width, self.config.diffusion_size or g.native_size, multiple)
+        return fit_short_side(height, width, self.config.diffusion_size or g.native_size, g.size_multiple)
 
     def encode_views(self) -> None:
         """Store the latent of every training view (the paper's stored source renders)."""

@@ -1,10 +1,14 @@
 """A tiny Blender-format (NeRF synthetic) scene, rendered analytically by ray casting.
 
-The scene is a sphere and a box standing on a checkered disc, all inside a radius of about 1 around the origin
-(nerfstudio's ``blender-data`` parser assumes a scene box of [-1.5, 1.5]^3 and scale factor 1). World +Z is up.
-Cameras sit on the upper hemisphere at radius 4 and look at the origin; their ``transform_matrix`` is
-camera-to-world in the OpenGL/Blender convention (the camera looks down its -Z axis, +Y is up). Pixels outside
-the objects are transparent (alpha 0); edges are anti-aliased by 2x2 supersampling.
+The scene is a ball (sphere) and a box standing on a checkered disc (the "table"), all inside a radius of about 1
+around the origin (nerfstudio's ``blender-data`` parser assumes a scene box of [-1.5, 1.5]^3 and scale factor 1).
+World +Z is up. Cameras sit on the upper hemisphere at radius 4 and look at the origin; their ``transform_matrix``
+is camera-to-world in the OpenGL/Blender convention (the camera looks down its -Z axis, +Y is up). Pixels outside
+the objects are transparent (alpha 0); colors are anti-aliased by 2x2 supersampling.
+
+Appearances share geometry and cameras and differ only in the ball's color (:data:`APPEARANCES` holds a caption
+for each). :func:`trace_view` gives the per-pixel object id and z-depth; ``ids_nerf.scenes.edit_scene`` writes
+them with every appearance as an edit scene with ground truth.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Dict, Iterable, Tuple
 
 import numpy as np
 from PIL import Image
@@ -23,7 +28,15 @@ SPHERE_RADIUS = 0.4
 BOX_MIN = np.array([-0.75, -0.35, 0.0])
 BOX_MAX = np.array([-0.15, 0.35, 0.5])
 DISC_RADIUS = 1.0
-SPHERE_COLORS = {"source": (0.85, 0.12, 0.10), "edited": (0.10, 0.25, 0.90)}
+SPHERE_COLORS = {"source": (0.85, 0.12, 0.10), "edited": (0.10, 0.25, 0.90), "golden": (0.95, 0.72, 0.12)}
+APPEARANCES = {
+    "source": "a red ball and a green box on a table",
+    "edited": "a blue ball and a green box on a table",
+    "golden": "a golden ball and a green box on a table",
+}
+"""Appearance name -> caption. All share geometry; only the ball (object id :data:`BALL`) changes color."""
+BACKGROUND, TABLE, BALL, BOX = 0, 1, 2, 3  # object ids in masks
+OBJECT_IDS = {"background": BACKGROUND, "table": TABLE, "ball": BALL, "box": BOX}
 BOX_COLOR = np.array([0.20, 0.70, 0.25])
 LIGHT = np.array([0.4, -0.5, 0.77]) / np.linalg.norm([0.4, -0.5, 0.77])
 SUPERSAMPLE = 2
@@ -90,36 +103,77 @@ def _hit_disc(origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndar
     return t, point
 
 
-def render_view(c2w: np.ndarray, size: int, appearance: str = "source") -> np.ndarray:
-    """Render one ``size`` x ``size`` RGBA float image in [0, 1] seen from camera-to-world ``c2w``."""
-    sphere_color = np.array(SPHERE_COLORS[appearance])
-    n = size * SUPERSAMPLE
+def _trace(c2w: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cast one ray through each pixel centre of an ``n`` x ``n`` image (nerfstudio's pinhole model for a Blender
+    scene: focal 0.5 n / tan(0.5 CAMERA_ANGLE_X), principal point at the image centre).
+
+    Returns flat arrays: object id (uint8), z-depth (0 on a miss), shading factor, and the disc's checker color.
+    """
     focal = 0.5 * n / math.tan(0.5 * CAMERA_ANGLE_X)
     coords = (np.arange(n) + 0.5 - 0.5 * n) / focal
     u, v = np.meshgrid(coords, coords, indexing="xy")
     dirs_cam = np.stack([u, -v, -np.ones_like(u)], axis=-1).reshape(-1, 3)
-    dirs = dirs_cam @ c2w[:3, :3].T
-    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    cam_norm = np.linalg.norm(dirs_cam, axis=1)
+    dirs = (dirs_cam / cam_norm[:, None]) @ c2w[:3, :3].T
     origin = c2w[:3, 3]
 
     t_sphere, n_sphere = _hit_sphere(origin, dirs)
     t_box, n_box = _hit_box(origin, dirs)
     t_disc, p_disc = _hit_disc(origin, dirs)
-    nearest = np.stack([t_sphere, t_box, t_disc]).argmin(axis=0)
-    hit = np.isfinite(np.minimum(np.minimum(t_sphere, t_box), t_disc))
+    t_all = np.stack([t_sphere, t_box, t_disc])
+    nearest = t_all.argmin(axis=0)
+    t_hit = t_all.min(axis=0)
+    hit = np.isfinite(t_hit)
+    ids = np.where(hit, np.array([BALL, BOX, TABLE])[nearest], BACKGROUND).astype(np.uint8)
+    depth = np.where(hit, t_hit, 0.0) / cam_norm  # the camera's -Z component of a unit direction is 1 / |dirs_cam|
 
     checker = (np.floor(p_disc[:, 0] * 4.0) + np.floor(p_disc[:, 1] * 4.0)) % 2
     disc_color = np.where(checker[:, None] > 0, 0.75, 0.55) * np.ones(3)
     n_disc = np.tile([0.0, 0.0, np.sign(origin[2])], (len(dirs), 1))
-    ones = np.ones_like(dirs)
-    albedo = np.choose(nearest[:, None], [sphere_color * ones, BOX_COLOR * ones, disc_color])
     normal = np.choose(nearest[:, None], [n_sphere, n_box, n_disc])
     shade = 0.35 + 0.65 * np.clip(normal @ LIGHT, 0.0, 1.0)
+    return ids, depth, shade, disc_color
 
-    rgba = np.zeros((len(dirs), 4))
-    rgba[:, :3] = np.where(hit[:, None], albedo * shade[:, None], 0.0)
-    rgba[:, 3] = hit
-    return rgba.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, 4).mean(axis=(1, 3))
+
+def trace_view(c2w: np.ndarray, size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Object ids (``size`` x ``size`` uint8, see :data:`OBJECT_IDS`) and float32 z-depth (distance along the camera's
+    -Z axis to the first hit, 0 where nothing is hit), both at pixel centres without supersampling."""
+    ids, depth, _, _ = _trace(c2w, size)
+    return ids.reshape(size, size), depth.reshape(size, size).astype(np.float32)
+
+
+def render_views(c2w: np.ndarray, size: int, appearances: Iterable[str]) -> Dict[str, np.ndarray]:
+    """Render ``size`` x ``size`` RGBA float images in [0, 1] seen from ``c2w``, one per appearance name.
+
+    The geometry is traced once; alpha (the covered fraction of each pixel) is the same for every appearance, and
+    colors are the mean over the covered subsamples (straight alpha; black where alpha is 0).
+    """
+    n = size * SUPERSAMPLE
+    ids, _, shade, disc_color = _trace(c2w, n)
+    images = {}
+    for name in appearances:
+        if name not in SPHERE_COLORS:
+            raise ValueError(f"appearance must be one of {sorted(SPHERE_COLORS)}, not {name!r}")
+        palette = np.zeros((4, 3))
+        palette[BALL], palette[BOX] = SPHERE_COLORS[name], BOX_COLOR
+        albedo = np.where((ids == TABLE)[:, None], disc_color, palette[ids])
+        hit = (ids != BACKGROUND).astype(float)[:, None]
+        blocks = np.concatenate([albedo * shade[:, None] * hit, hit], axis=1)
+        sums = blocks.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, 4).sum(axis=(1, 3))
+        coverage = sums[..., 3:]
+        color = sums[..., :3] / np.maximum(coverage, 1.0)  # straight (not premultiplied) alpha, as PNG means it
+        images[name] = np.concatenate([color, coverage / SUPERSAMPLE**2], axis=-1)
+    return images
+
+
+def render_view(c2w: np.ndarray, size: int, appearance: str = "source") -> np.ndarray:
+    """Render one ``size`` x ``size`` RGBA float image in [0, 1] seen from camera-to-world ``c2w``."""
+    return render_views(c2w, size, [appearance])[appearance]
+
+
+def save_rgba(rgba: np.ndarray, path: Path) -> None:
+    """Save a float RGBA image in [0, 1] as an 8-bit RGBA PNG."""
+    Image.fromarray(np.round(rgba * 255.0).astype(np.uint8), mode="RGBA").save(path)
 
 
 def write_blender_scene(
@@ -129,8 +183,9 @@ def write_blender_scene(
 
     Writes ``transforms_{train,val,test}.json`` and RGBA PNGs under ``train/``, ``val/`` and ``test/``
     (``views`` training views; ``max(1, views // 4)`` views each for val and test). ``file_path`` entries have no
-    extension, as nerfstudio's ``blender-data`` parser appends ``.png``. ``appearance="source"`` makes the sphere
-    red; ``"edited"`` the same geometry and cameras with a blue sphere. Output depends only on the arguments.
+    extension, as nerfstudio's ``blender-data`` parser appends ``.png``. ``appearance`` is a key of
+    :data:`APPEARANCES` (``"source"``: red ball; ``"edited"``: the same geometry and cameras with a blue ball).
+    Output depends only on the arguments. See ``write_edit_scene`` for a scene with every appearance, masks and depth.
     """
     if appearance not in SPHERE_COLORS:
         raise ValueError(f"appearance must be one of {sorted(SPHERE_COLORS)}, not {appearance!r}")
@@ -141,8 +196,7 @@ def write_blender_scene(
         (out / split).mkdir(parents=True, exist_ok=True)
         frames = []
         for index, c2w in enumerate(camera_poses(count, rng)):
-            rgba = render_view(c2w, size, appearance)
-            Image.fromarray(np.round(rgba * 255.0).astype(np.uint8), mode="RGBA").save(out / split / f"r_{index}.png")
+            save_rgba(render_view(c2w, size, appearance), out / split / f"r_{index}.png")
             frames.append({"file_path": f"./{split}/r_{index}", "transform_matrix": c2w.tolist()})
         meta = {"camera_angle_x": CAMERA_ANGLE_X, "frames": frames}
         (out / f"transforms_{split}.json").write_text(json.dumps(meta, indent=2))

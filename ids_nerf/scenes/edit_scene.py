@@ -1,0 +1,163 @@
+"""A synthetic edit scene with ground truth: every appearance of the same views, object masks and depth.
+
+Layout written by :func:`write_edit_scene` (``r_i`` is the view index within its split)::
+
+    transforms_{train,val,test}.json       Blender format; file_path "./train/r_0" (no extension)
+    {train,val,test}/r_i.png               the source appearance, RGBA (alpha 0 off the objects): what nerfstudio
+                                           trains on
+    appearances/<name>/{train,val,test}/r_i.png
+                                           every appearance, "source" included; same alpha in all of them
+    masks/{train,val,test}/r_i.png         uint8 object id: 0 background, 1 table, 2 ball (the edited object), 3 box
+    depth/{train,val,test}/r_i.npy         float32 z-depth: distance along the camera's -Z axis to the first hit;
+                                           0 where nothing is hit
+    scene.json                             captions, object ids, sizes and these conventions
+
+Masks and depth are sampled at pixel centres (one ray each, no supersampling); the PNG colors are 2x2 supersampled,
+so an appearance's colors can also differ from the source in pixels bordering the ball's mask.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import List, Union
+
+import numpy as np
+from PIL import Image
+
+from ids_nerf.errors import UserError
+from ids_nerf.scenes.blender_scene import (
+    APPEARANCES,
+    BALL,
+    CAMERA_ANGLE_X,
+    OBJECT_IDS,
+    SUPERSAMPLE,
+    camera_poses,
+    render_views,
+    save_rgba,
+    trace_view,
+)
+
+SPLITS = ("train", "val", "test")
+SCENE_FILE = "scene.json"
+MASKS_DOC = "uint8 object id at each pixel centre (no supersampling): 0 background, 1 table, 2 ball, 3 box"
+DEPTH_DOC = "z-depth along the camera axis in world units, float32 at each pixel centre; 0 where nothing is hit"
+
+PathLike = Union[str, Path]
+
+
+def split_counts(views: int) -> dict:
+    """Views per split: ``views`` for training, ``max(2, views // 8)`` each for val and test."""
+    return {"train": views, "val": max(2, views // 8), "test": max(2, views // 8)}
+
+
+def write_edit_scene(out: PathLike, size: int = 64, views: int = 40, seed: int = 0) -> Path:
+    """Write an edit scene (layout in the module docstring) to ``out`` and return ``out``.
+
+    Cameras for all splits are drawn from the same distribution (:func:`camera_poses`, one random azimuth phase per
+    split, elevations 15-60 degrees). Files depend only on the arguments (byte-identical for the same arguments).
+    """
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    counts = split_counts(views)
+    for split, count in counts.items():
+        folders = [out / split, out / "masks" / split, out / "depth" / split]
+        folders += [out / "appearances" / name / split for name in APPEARANCES]
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+        frames = []
+        for index, c2w in enumerate(camera_poses(count, rng)):
+            name = f"r_{index}"
+            images = render_views(c2w, size, APPEARANCES)
+            for appearance, rgba in images.items():
+                save_rgba(rgba, out / "appearances" / appearance / split / f"{name}.png")
+            save_rgba(images["source"], out / split / f"{name}.png")
+            ids, depth = trace_view(c2w, size)
+            Image.fromarray(ids, mode="L").save(out / "masks" / split / f"{name}.png")
+            np.save(out / "depth" / split / f"{name}.npy", depth)
+            frames.append({"file_path": f"./{split}/{name}", "transform_matrix": c2w.tolist()})
+        meta = {"camera_angle_x": CAMERA_ANGLE_X, "frames": frames}
+        (out / f"transforms_{split}.json").write_text(json.dumps(meta, indent=2))
+    info = {
+        "appearances": dict(APPEARANCES),
+        "source": "source",
+        "edited": "edited",
+        "objects": dict(OBJECT_IDS),
+        "edited_object_id": BALL,
+        "size": size,
+        "views": views,
+        "seed": seed,
+        "splits": counts,
+        "camera_angle_x": CAMERA_ANGLE_X,
+        "color_supersample": SUPERSAMPLE,
+        "masks": MASKS_DOC,
+        "depth": DEPTH_DOC,
+    }
+    (out / SCENE_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return out
+
+
+def _view_files(root: Path, folder: str, split: str, suffix: str) -> List[Path]:
+    return sorted((root / folder / split).glob(f"r_*{suffix}"), key=lambda p: int(re.sub(r"\D", "", p.stem) or -1))
+
+
+def read_scene_info(path: PathLike) -> dict:
+    """Check that ``path`` is a complete edit scene and return its ``scene.json`` with ``"path"`` (a Path) added.
+
+    Raises UserError with one line naming the missing file(s) otherwise.
+    """
+    root = Path(path)
+    fix = f"make one with `ids-nerf make-scene {root}`"
+    if not root.is_dir():
+        raise UserError(f"scene '{root}' does not exist or is not a folder; {fix}")
+    required = [SCENE_FILE] + [f"transforms_{split}.json" for split in SPLITS]
+    missing = [name for name in required if not (root / name).is_file()]
+    if missing:
+        raise UserError(f"scene '{root}' is missing {', '.join(missing)}; {fix}")
+    try:
+        info = json.loads((root / SCENE_FILE).read_text())
+        frames = {split: json.loads((root / f"transforms_{split}.json").read_text())["frames"] for split in SPLITS}
+        stems = {split: [frame["file_path"].rsplit("/", 1)[-1] for frame in frames[split]] for split in SPLITS}
+        appearances = list(info["appearances"])
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise UserError(f"scene '{root}' has an unreadable scene.json or transforms file ({err!r}); {fix}") from None
+    missing = []
+    for split in SPLITS:
+        for stem in stems[split]:
+            wanted = [f"{split}/{stem}.png", f"masks/{split}/{stem}.png", f"depth/{split}/{stem}.npy"]
+            wanted += [f"appearances/{name}/{split}/{stem}.png" for name in appearances]
+            missing += [name for name in wanted if not (root / name).is_file()]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise UserError(f"scene '{root}' is missing {', '.join(missing[:3])}{more}; {fix}")
+    return {**info, "path": root}
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; known splits: {', '.join(SPLITS)}")
+
+
+def appearance_images(scene: PathLike, appearance: str, split: str = "train") -> List[Path]:
+    """The RGBA PNGs of ``appearance`` in ``split`` of the edit scene ``scene``, sorted by view index."""
+    info = read_scene_info(scene)
+    if appearance not in info["appearances"]:
+        known = ", ".join(info["appearances"])
+        raise UserError(f"scene '{scene}' has no appearance {appearance!r}; known appearances: {known}")
+    _check_split(split)
+    return _view_files(Path(scene), f"appearances/{appearance}", split, ".png")
+
+
+def mask_images(scene: PathLike, split: str = "train") -> List[Path]:
+    """The object-id mask PNGs of ``split``, sorted by view index."""
+    read_scene_info(scene)
+    _check_split(split)
+    return _view_files(Path(scene), "masks", split, ".png")
+
+
+def depth_maps(scene: PathLike, split: str = "train") -> List[Path]:
+    """The z-depth ``.npy`` files of ``split``, sorted by view index."""
+    read_scene_info(scene)
+    _check_split(split)
+    return _view_files(Path(scene), "depth", split, ".npy")

@@ -1,0 +1,1 @@
+"""IDS against DDS with the exact-score model: ``ids-nerf study`` (writes docs/results.md)."""

@@ -1,0 +1,30 @@
+"""``ids-nerf run`` on a real edit file: the edit through ns-train, then the evaluation."""
+
+import json
+
+import pytest
+
+from tests.nerfstudio.conftest import BIN, checked, run
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_command_reports_each_edit(workspace, source_run, ns_env, tiny_sd_dir, tmp_path):
+    spec = tmp_path / "ball.yaml"
+    spec.write_text(
+        f"name: ball\nscene: {workspace / 'scene'}\nsource_run: {source_run}\n"
+        "source_prompt: a red ball\ntarget_prompt: a blue ball\n"
+        f"edit_args: [--machine.device-type, cpu, --max-num-iterations, 2, --pipeline.diffusion-model, {tiny_sd_dir}]\n"
+        f"output_dir: {tmp_path / 'out'}\n"
+    )
+    result = run([str(BIN / "ids-nerf"), "run", str(tmp_path / "missing.yaml"), str(spec)], ns_env)
+    assert result.returncode == 2
+    lines = result.stdout.strip().splitlines()
+    assert lines[-2].startswith("missing: FAILED") and lines[-1].startswith("ball: done in")
+    assert "1 of 2 edits failed: missing" in result.stderr
+    runs = list((tmp_path / "out" / "ball" / "ids-edit").iterdir())
+    assert len(runs) == 1
+    metrics = json.loads((runs[0] / "eval" / "metrics.json").read_text())
+    assert 0 <= metrics["metrics"]["mask_iou"] <= 1
+    assert any("no ground-truth target" in n for n in metrics["notices"])
+    assert (runs[0] / "eval" / "grid.png").is_file()

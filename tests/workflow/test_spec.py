@@ -1,0 +1,50 @@
+import pytest
+
+from ids_nerf.errors import UserError
+from ids_nerf.workflow.runner import run_files
+from ids_nerf.workflow.spec import load_spec
+
+GOOD = """
+name: ball-blue
+scene: {scene}
+dataparser: blender-data
+source_prompt: a red ball
+target_prompt: a blue ball
+edit_args: ["--max-num-iterations", 3]
+"""
+
+
+def test_load_spec_reads_paths_and_stringifies_args(tmp_path):
+    path = tmp_path / "e.yaml"
+    path.write_text(GOOD.format(scene=tmp_path))
+    spec = load_spec(path)
+    assert spec.scene == tmp_path and spec.edit_args == ["--max-num-iterations", "3"]
+    assert spec.method == "ids-edit" and spec.source_method == "nerfacto"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: x\nscene: s\nsource_prompt: a\ntarget_prompt: b\ncolour: red\n", "unknown keys ['colour']"),
+        ("name: x\nscene: s\nsource_prompt: a\n", "lacks ['target_prompt']"),
+        ("- just\n- a list\n", "must hold a mapping"),
+        ("name: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_bad_edit_files_are_one_line(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_spec(path)
+
+
+def test_a_failed_edit_does_not_stop_the_rest(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    missing_scene = tmp_path / "missing.yaml"
+    missing_scene.write_text(GOOD.format(scene=tmp_path / "nowhere"))
+    results = run_files([bad, tmp_path / "absent.yaml", missing_scene])
+    assert [r.error is not None for r in results] == [True, True, True]
+    assert "scene folder" in results[2].error and "does not exist" in results[2].error
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and all("FAILED" in line for line in lines)
