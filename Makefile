@@ -22,13 +22,10 @@ install: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
-# Until the demo scene lands: a 2D IDS edit of the bundled example image with the tiny offline model.
+# A synthetic scene, its source nerfacto, an IDS edit scored by the exact-score model, the evaluation.
+# Each call writes a new folder under $(DEMO_DIR); nothing earlier is touched.
 demo: $(STAMP)
-	test -d $(DEMO_DIR)/tiny-sd || $(BIN)/ids-nerf make-tiny-sd $(DEMO_DIR)/tiny-sd
-	rm -rf $(DEMO_DIR)/edit
-	HF_HUB_OFFLINE=1 $(BIN)/ids-nerf edit-image --image docs/assets/red_ball.png \
-		--source-prompt "a red ball" --target-prompt "a blue ball" \
-		--model $(DEMO_DIR)/tiny-sd --steps 50 --out $(DEMO_DIR)/edit
+	$(BIN)/ids-nerf demo --out $(DEMO_DIR)/$$(date +%Y%m%d-%H%M%S)
 
 clean:
 	rm -rf $(VENV) outputs

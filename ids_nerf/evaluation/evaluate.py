@@ -121,7 +121,7 @@ def evaluate_runs(
         fg_src, fg_edi = src["accumulation"] > 0.5, edi["accumulation"] > 0.5
         add("mask_iou", mask_iou(fg_src, fg_edi))
         objects = mask > 0 if mask is not None else fg_src
-        add("depth_error_objects", masked_depth_error(src["depth"], edi["depth"], objects))
+        add("depth_error_objects_median", masked_depth_error(src["depth"], edi["depth"], objects, "median"))
         if mask is not None:
             background = mask != edited_id
             add("background_psnr", psnr(edi["rgb"], src["rgb"], background))

@@ -178,8 +178,12 @@ def _depth(depth: torch.Tensor, name: str) -> torch.Tensor:
     return depth.double()
 
 
-def masked_depth_error(depth_a: torch.Tensor, depth_b: torch.Tensor, mask: torch.Tensor) -> float:
-    """Mean absolute depth difference ``|depth_a - depth_b|`` over the masked pixels, in scene units.
+def masked_depth_error(
+    depth_a: torch.Tensor, depth_b: torch.Tensor, mask: torch.Tensor, reduction: str = "mean"
+) -> float:
+    """Mean (or ``reduction="median"``) absolute depth difference ``|depth_a - depth_b|`` over the
+    masked pixels, in scene units. The median resists the few pixels where a NeRF's expected depth
+    runs off to its far plane (seen: a 0.06 median beside a 10.2 mean on one view).
 
     NaN-safe: pixels where either depth is not finite are left out. Batches pool all masked pixels.
     Returns ``nan`` when no masked pixel with finite depths is left (an empty mask, say).
@@ -191,4 +195,7 @@ def masked_depth_error(depth_a: torch.Tensor, depth_b: torch.Tensor, mask: torch
     valid = mask & torch.isfinite(depth_a) & torch.isfinite(depth_b)
     if not valid.any():
         return float("nan")
-    return float((depth_a[valid] - depth_b[valid]).abs().mean())
+    errors = (depth_a[valid] - depth_b[valid]).abs()
+    if reduction not in ("mean", "median"):
+        raise ValueError(f"reduction must be mean or median, got {reduction!r}")
+    return float(errors.median() if reduction == "median" else errors.mean())

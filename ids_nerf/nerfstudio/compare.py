@@ -38,6 +38,9 @@ def render_views(
     import ids_nerf.nerfstudio  # noqa: F401  (lets torch.load read nerfstudio checkpoints)
 
     _, pipeline, _, _ = eval_setup(config_path, test_mode="test")
+    renderer = getattr(pipeline.model, "renderer_rgb", None)
+    if renderer is not None and renderer.background_color == "random":
+        renderer.background_color = "white"  # compare on the white of the composited ground truth
     dataset = pipeline.datamanager.train_dataset if split == "train" else pipeline.datamanager.eval_dataset
     cameras = dataset.cameras
     chosen = list(range(len(cameras))) if indices is None else indices

@@ -145,7 +145,9 @@ class IDSEditPipeline(VanillaPipeline):
     def source_image(self, index: int) -> Tensor:
         """``[1, 3, H, W]`` in [0, 1]: the source model's render or the dataset image of view ``index``."""
         if self.config.source_latents_from == "dataset":
-            image = self.datamanager.train_dataset.get_image_float32(index)[..., :3]
+            image = self.datamanager.train_dataset.get_image_float32(index)
+            if image.shape[-1] == 4:  # the dataparser kept alpha: composite on white, as renders are
+                image = image[..., :3] * image[..., 3:] + (1 - image[..., 3:])
             return image.permute(2, 0, 1)[None].to(self.device)
         bundle = camera_rays(self.datamanager.train_dataset.cameras, index, self.device)
         rgb = render_rgb(self.model, bundle, self.config.render_chunk_rays, seed=index)

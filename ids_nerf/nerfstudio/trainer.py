@@ -82,6 +82,10 @@ class IDSEditTrainer(Trainer):
                 f"the run at '{source_config.parent}' is a {type(model).__name__}, not a nerfacto model; "
                 "ids-edit edits nerfacto scenes (train one with `ns-train nerfacto`)"
             )
+        if getattr(model, "background_color", None) == "random":
+            # a random background is a training trick against haze; edit renders must be comparable
+            # with the stored source renders and with images composited on white, so render on white
+            model.background_color = "white"
         self.config.pipeline.model = model
         self.config.save_config()  # the edited run's config.yml must rebuild this very model
 

@@ -1,7 +1,5 @@
 import hashlib
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -19,6 +17,7 @@ from ids_nerf.evaluation import (
     psnr,
     ssim,
 )
+from tests.import_check import assert_imports_none_of
 
 
 def _image(seed=0, h=32, w=32, high=0.8):
@@ -27,13 +26,7 @@ def _image(seed=0, h=32, w=32, high=0.8):
 
 
 def test_evaluation_imports_no_nerfstudio():
-    code = (
-        "import sys, ids_nerf.evaluation; "
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'nerfstudio', 'diffusers'}); "
-        "print(bad); sys.exit(1 if bad else 0)"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_imports_none_of("ids_nerf.evaluation", {"nerfstudio", "diffusers"})
 
 
 # ---- PSNR / SSIM ---------------------------------------------------------------------------------
@@ -274,3 +267,12 @@ def test_directional_similarity_known_values():
     assert scorer.directional_similarity(batch(0, 0), batch(1, 3), "src", "trg") == pytest.approx(0.75)
     # identical captions give no direction: 0.0, not nan
     assert scorer.directional_similarity(image(0), image(1), "src", "src") == 0.0
+
+
+def test_median_depth_error_ignores_a_runaway_pixel():
+    a = torch.zeros(4, 4)
+    b = torch.full((4, 4), 0.1)
+    b[0, 0] = 400.0  # a pixel whose expected depth ran off to the far plane
+    mask = torch.ones(4, 4, dtype=torch.bool)
+    assert masked_depth_error(a, b, mask, "median") == pytest.approx(0.1)
+    assert masked_depth_error(a, b, mask) > 20
