@@ -75,15 +75,19 @@ def ids_step(
     alphas_cumprod,
     fpr_steps: int = 3,
     fpr_scale: float = 1.0,
+    fpr_jacobian: str = "full",
 ) -> DistillationStep:
     """IDS (Algorithm 1): FPR-refine the noisy source (Eqs. 6-7), take its guided noise (Eq. 8),
-    noise the target with it, and return the score difference (Eq. 9)."""
+    noise the target with it, and return the score difference (Eq. 9).
+
+    ``fpr_jacobian="identity"`` selects the Jacobian-free FPR variant (see :func:`fpr_refine`)."""
     if fpr_steps == 0:
         # Without refinement eps* equals eps; skipping Eq. 8's round trip makes IDS exactly DDS.
         return dds_step(score_fn, z_src, z_trg, cond_src, cond_trg, t, noise, alphas_cumprod)
     z_src, z_trg, noise = z_src.detach(), z_trg.detach(), noise.detach().to(z_src.dtype)
     fpr = fpr_refine(
-        score_fn, z_src, add_noise(z_src, noise, t, alphas_cumprod), cond_src, t, alphas_cumprod, fpr_steps, fpr_scale
+        score_fn, z_src, add_noise(z_src, noise, t, alphas_cumprod), cond_src, t, alphas_cumprod,
+        fpr_steps, fpr_scale, fpr_jacobian,
     )
     eps_star = guided_noise(fpr.z_t, z_src, t, alphas_cumprod)
     z_t_trg = add_noise(z_trg, eps_star, t, alphas_cumprod)

@@ -7,6 +7,7 @@ are saved in every checkpoint and a resumed edit keeps scoring against the origi
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, Literal, Mapping, Optional, Tuple, Type
@@ -45,6 +46,9 @@ class IDSEditPipelineConfig(VanillaPipelineConfig):
     """FPR iterations N per step (paper and official code: 3). 0 turns IDS into DDS exactly."""
     fpr_scale: float = 1.0
     """FPR step size lambda (official: 1.0, chosen for SD 1.x latents)."""
+    fpr_jacobian: Literal["full", "identity"] = "full"
+    """full: FPR's gradient goes through the score model (the paper); identity: the cheaper
+    Jacobian-free variant (one forward pass per FPR step, no backward); see docs/results.md."""
     guidance_scale: float = 7.5
     """CFG scale s in eps_u + s (eps_c - eps_u), inside FPR and in the final score (official: 7.5)."""
     min_step: int = 50
@@ -194,10 +198,13 @@ class IDSEditPipeline(VanillaPipeline):
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
         render_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
 
+        clock = _StepClock(self.device)
         rgb = render_rgb(self.model, bundle, self.config.render_chunk_rays, render_seed)
+        clock.lap("render")
         image = rgb.permute(2, 0, 1)[None].detach().requires_grad_(True)
         with torch.enable_grad():
             z_trg = self.encode(image)
+            clock.lap("encode")
             z_src = self.source_latents[index : index + 1].to(z_trg.device, z_trg.dtype)
             t = self.guidance.sample_timesteps(1, generator).to(z_trg.device)
             noise = torch.randn(z_trg.shape, generator=generator).to(z_trg.device, z_trg.dtype)
@@ -205,11 +212,13 @@ class IDSEditPipeline(VanillaPipeline):
             cond_trg = self.guidance.embed_prompt(self.config.target_prompt)
             result = ids_step(
                 self.guidance.score_fn, z_src, z_trg, cond_src, cond_trg, t, noise,
-                self.guidance.alphas_cumprod, self.config.fpr_steps, self.config.fpr_scale,
+                self.guidance.alphas_cumprod, self.config.fpr_steps, self.config.fpr_scale, self.config.fpr_jacobian,
             )
+            clock.lap("guidance")
             scale = self.config.loss_scale / (z_trg.shape[-2] * z_trg.shape[-1])
             loss = distillation_loss(z_trg, result.direction, scale)
             (grad_image,) = torch.autograd.grad(loss, image)
+            clock.lap("encode_backward")
 
         metrics: Dict[str, Any] = {
             "ids/t": float(t),
@@ -227,6 +236,8 @@ class IDSEditPipeline(VanillaPipeline):
         proposal = self._proposal_loss if self.config.proposal_loss_mult > 0 else None
         grad_rgb = grad_image[0].permute(1, 2, 0)
         proposal_total = backprop_rgb(self.model, bundle, grad_rgb, self.config.render_chunk_rays, render_seed, proposal)
+        clock.lap("render_backward")
+        metrics.update(clock.metrics())
         if self.config.log_images_every and step % self.config.log_images_every == 0:
             self._log_strip(step, z_src, image.detach(), result.z0_trg)
         return {"ids_loss": loss.detach(), "proposal_loss": proposal_total}, metrics, True
@@ -257,3 +268,25 @@ class IDSEditPipeline(VanillaPipeline):
             strip = torch.cat([source, current, target], dim=-1)[0].permute(1, 2, 0)
         writer.put_image(name="ids/source|render|target_estimate", image=strip, step=step)
 
+
+
+class _StepClock:
+    """Wall-clock milliseconds of the parts of an edit step (CUDA synchronised), logged as ``ids/ms_*``."""
+
+    def __init__(self, device) -> None:
+        self.cuda = torch.device(device).type == "cuda"
+        self.laps: Dict[str, float] = {}
+        self.last = self._now()
+
+    def _now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = self._now()
+        self.laps[name] = 1000 * (now - self.last)
+        self.last = now
+
+    def metrics(self) -> Dict[str, float]:
+        return {f"ids/ms_{name}": value for name, value in self.laps.items()}

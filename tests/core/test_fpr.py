@@ -67,3 +67,33 @@ def test_fpr_rejects_negative_steps():
     score, z_src, noise, cond, t = _setup()
     with pytest.raises(ValueError, match="steps"):
         fpr_refine(score, z_src, z_src, cond, t, AC, steps=-1)
+
+
+def test_identity_jacobian_step_matches_its_closed_form_and_needs_no_backward():
+    score, z_src, noise, cond, t = _setup(t_value=400)
+    z_t = add_noise(z_src, noise, t, AC)
+    residual = z_src - tweedie_z0(z_t, score(z_t, t, cond), t, AC)
+    unit = residual / residual.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    seen = []
+
+    def recording_score(z, tt, c):
+        seen.append(z.requires_grad or torch.is_grad_enabled())
+        return score(z, tt, c)
+
+    result = fpr_refine(recording_score, z_src, z_t, cond, t, AC, steps=1, scale=0.3, jacobian="identity")
+    torch.testing.assert_close(result.z_t, z_t + 0.3 * unit / AC[400].sqrt(), rtol=0, atol=1e-12)
+    assert seen == [False]  # one forward pass, no autograd graph
+
+
+def test_identity_jacobian_also_lowers_the_distance_on_the_gaussian_model():
+    score, z_src, noise, cond, t = _setup(t_value=500, guidance_scale=7.5)
+    z_t = add_noise(z_src, noise, t, AC)
+    result = fpr_refine(score, z_src, z_t, cond, t, AC, steps=4, scale=0.05, jacobian="identity")
+    history = torch.stack(result.distances)
+    assert torch.all(history[1:] < history[:-1])
+
+
+def test_unknown_jacobian_is_refused():
+    score, z_src, noise, cond, t = _setup()
+    with pytest.raises(ValueError, match="jacobian"):
+        fpr_refine(score, z_src, z_src, cond, t, AC, steps=1, jacobian="diagonal")

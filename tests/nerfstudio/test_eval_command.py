@@ -52,3 +52,15 @@ def test_demo_on_its_smallest_setting(ns_env, tmp_path):
         assert key in metrics
     config = (runs[0] / "config.yml").read_text()
     assert "exact:" in config  # edited with the scene's exact-score model
+
+
+def test_eval_without_ground_truth_with_clip(source_run, edit_run, ns_env, tmp_path, tiny_clip_dir):
+    out = tmp_path / "out"
+    result = checked(run(_eval(source_run, edit_run, out, "--source-prompt", "a red ball", "--target-prompt",
+                               "a blue ball", "--clip-model", str(tiny_clip_dir)), ns_env))
+    report = json.loads((out / "metrics.json").read_text())
+    for key in ("mask_iou", "depth_error_objects_median", "psnr_edited_to_source", "clip_text_image", "clip_directional"):
+        assert key in report["metrics"], key
+    assert -1 <= report["metrics"]["clip_directional"] <= 1
+    assert "| clip_directional |" in result.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["grid.png", "metrics.json", "metrics.md"]

@@ -1,0 +1,98 @@
+"""Whole ids-edit step, split into render / encode / guidance / encode backward / render backward,
+read from the ``ids/ms_*`` scalars the pipeline logs. Runs the real ns-train on a synthetic scene.
+
+    python benchmarks/edit_step.py                          # CPU, 32x32 views, tiny model
+    python benchmarks/edit_step.py --device cuda --size 512 --model sd15-random
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+PARTS = ("render", "encode", "guidance", "encode_backward", "render_backward")
+
+
+def diffusion_folder(model: str, device: str, root: Path) -> Path:
+    folder = root / model
+    if model == "tiny":
+        from ids_nerf.guidance import make_tiny_sd
+
+        return make_tiny_sd(folder)
+    from models import sd15_random
+
+    g = sd15_random("cpu", "fp32")
+    for name in ("unet", "vae", "text_encoder", "tokenizer"):
+        getattr(g, name).save_pretrained(folder / name)
+    from diffusers import DDPMScheduler
+
+    DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear").save_pretrained(folder / "scheduler")
+    return folder
+
+
+def main() -> None:
+    from ids_nerf.scenes import write_edit_scene
+    from tests.nerfstudio_fixtures import make_offline_alexnet, offline_env, train_source_nerfacto
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--model", choices=["tiny", "sd15-random"], default="tiny")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--chunk", type=int, default=4096, help="--pipeline.render-chunk-rays")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/edit_step.json"))
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="edit-step-"))
+    scene = write_edit_scene(root / "scene", size=args.size, views=4)
+    torch_home = root / "torch-home"
+    make_offline_alexnet(torch_home)
+    env = offline_env(torch_home)
+    source = train_source_nerfacto(scene, root / "out", env, steps=1)
+    model = diffusion_folder(args.model, args.device, root)
+    command = [
+        str(Path(sys.executable).parent / "ns-train"), "ids-edit", "--machine.device-type", args.device.split(":")[0],
+        "--vis", "tensorboard", "--logging.local-writer.enable", "False", "--logging.steps-per-log", "1",
+        "--max-num-iterations", str(args.steps), "--load-dir", str(source / "nerfstudio_models"),
+        "--pipeline.source-prompt", "a red ball", "--pipeline.target-prompt", "a blue ball",
+        "--pipeline.diffusion-model", str(model), "--pipeline.render-chunk-rays", str(args.chunk),
+        "--pipeline.log-images-every", "0",
+        "--output-dir", str(root / "out"), "--experiment-name", "bench", "--timestamp", "edit",
+        "blender-data", "--data", str(scene),
+    ]
+    started = time.time()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    wall = time.time() - started
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(glob.glob(str(root / "out/bench/ids-edit/edit/events.out.tfevents.*"))[0], size_guidance={"scalars": 0})
+    events.Reload()
+    split = {}
+    for part in PARTS:
+        values = [e.value for e in events.Scalars(f"Train Metrics Dict/ids/ms_{part}")][1:]  # skip the first step
+        split[part] = statistics.median(values)
+    total = sum(split.values())
+    print(f"ids-edit step, {args.size}x{args.size} render, model {args.model}, {args.device} (median of {args.steps - 1} steps):")
+    for part, ms in split.items():
+        print(f"  {part:16} {ms:9.1f} ms  {100 * ms / total:5.1f} %")
+    print(f"  {'total':16} {total:9.1f} ms   (ns-train wall time incl. start-up: {wall:.0f} s)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"size": args.size, "model": args.model, "device": args.device,
+                                    "chunk": args.chunk, "ms": split, "total_ms": total}, indent=2))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    main()

@@ -1,0 +1,21 @@
+from ids_nerf.cli.main import main
+from ids_nerf.study.latent_study import settings
+
+
+def test_grid_lists_dds_once_per_cfg():
+    grid = settings([0, 1, 3], [0.01, 1.0], [1.0, 7.5], ["full", "identity"])
+    assert len(grid) == 2 * (1 + 2 * 2 * 2)
+    assert [s.method for s in grid[:5]] == ["DDS", "IDS", "IDS", "IDS", "IDS"]
+    assert [s.method for s in grid[5:9]] == ["IDS, J = I"] * 4
+
+
+def test_study_command_writes_the_report(tmp_path):
+    out = tmp_path / "results.md"
+    code = main(["study", "--out", str(out), "--seeds", "2", "--views", "2", "--steps", "3",
+                 "--fpr-steps", "0", "1", "--fpr-scales", "0.1", "--guidance-scales", "7.5", "--fpr-jacobians", "full", "identity"])
+    assert code == 0
+    text = out.read_text()
+    assert "| DDS | 0 | - | 7.5 |" in text and "| IDS | 1 | 0.1 | 7.5 |" in text
+    assert "| IDS, J = I | 1 | 0.1 | 7.5 |" in text
+    assert "± " in text and "IDS beats DDS on both in" in text and "Jacobian-free FPR" in text
+    assert "ids-nerf study" in text
