@@ -70,7 +70,7 @@ class Demo:
     """Training views."""
     source_steps: int = 600
     """nerfacto steps for the source."""
-    source_rays: int = 1024
+    source_rays: int = 512
     """Rays per nerfacto step."""
     edit_steps: int = 120
     """ids-edit steps."""
@@ -103,7 +103,10 @@ class Demo:
                          "--pipeline.datamanager.train-num-rays-per-batch", str(self.source_rays)],
             method=self.method,
             edit_args=[*device_args(), "--logging.local-writer.enable", "False",
-                       "--max-num-iterations", str(self.edit_steps), "--pipeline.diffusion-model", model],
+                       "--max-num-iterations", str(self.edit_steps), "--pipeline.diffusion-model", model,
+                       # lambda 0.1 rather than the paper's 1 (tuned for SD latents): best with the
+                       # exact-score model at CFG 7.5, in 2D and on the NeRF (docs/results*.md)
+                       *(["--pipeline.fpr-scale", "0.1"] if self.model == "exact" else [])],
             output_dir=self.out / "runs",
         )
         result = run_spec(spec, env)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ids_nerf.nerfstudio.datamanager import IDSEditDataManagerConfig
 from ids_nerf.nerfstudio.pipeline import IDSEditPipelineConfig
+from ids_nerf.nerfstudio.splat import IDSSplatEditPipelineConfig, splat_param_groups_lr
 from ids_nerf.nerfstudio.trainer import IDSEditTrainerConfig
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.configs.base_config import ViewerConfig
@@ -20,6 +21,7 @@ from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataPars
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.models.nerfacto import NerfactoModelConfig
+from nerfstudio.models.splatfacto import SplatfactoModelConfig
 from nerfstudio.plugins.types import MethodSpecification
 
 EDIT_STEPS = 3000
@@ -36,7 +38,7 @@ def _optimizers(steps: int) -> dict:
 
 
 def edit_config(method_name: str, fpr_steps: int, diffusion_size=None) -> IDSEditTrainerConfig:
-    """An edit method; the model matches ``ns-train nerfacto``'s (replaced by the source run's own)."""
+    """A nerfacto edit; the model matches ``ns-train nerfacto``'s (replaced by the source run's own)."""
     return IDSEditTrainerConfig(
         method_name=method_name,
         max_num_iterations=EDIT_STEPS,
@@ -61,6 +63,19 @@ def edit_config(method_name: str, fpr_steps: int, diffusion_size=None) -> IDSEdi
     )
 
 
+def splat_edit_config(method_name: str, fpr_steps: int) -> IDSEditTrainerConfig:
+    """A splatfacto edit: the nerfacto edit's trainer and datamanager with splatfacto's model and
+    learning rates (the model is replaced by the source run's own settings)."""
+    config = edit_config(method_name, fpr_steps)
+    config.pipeline = IDSSplatEditPipelineConfig(
+        datamanager=config.pipeline.datamanager,
+        model=SplatfactoModelConfig(background_color="white"),
+        fpr_steps=fpr_steps,
+    )
+    config.optimizers = splat_param_groups_lr(EDIT_STEPS)
+    return config
+
+
 ids_edit = MethodSpecification(
     config=edit_config("ids-edit", fpr_steps=3),
     description="IDS edit of a trained nerfacto scene: text-guided, identity-preserving (CVPR 2025).",
@@ -72,4 +87,12 @@ dds_edit = MethodSpecification(
 ids_edit_small = MethodSpecification(
     config=edit_config("ids-edit-small", fpr_steps=3, diffusion_size=384),
     description="ids-edit at a 384-pixel diffusion input, for cards with less memory.",
+)
+ids_edit_splat = MethodSpecification(
+    config=splat_edit_config("ids-edit-splat", fpr_steps=3),
+    description="IDS edit of a trained splatfacto (gsplat) scene; needs CUDA to render.",
+)
+dds_edit_splat = MethodSpecification(
+    config=splat_edit_config("dds-edit-splat", fpr_steps=0),
+    description="DDS edit of a trained splatfacto scene: ids-edit-splat without FPR.",
 )

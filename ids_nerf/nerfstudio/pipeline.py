@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, Literal, Mapping, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Literal, Mapping, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
@@ -105,13 +105,16 @@ def fit_short_side(height: int, width: int, short_side: int, multiple: int) -> T
 
 
 class IDSEditPipeline(VanillaPipeline):
-    """VanillaPipeline whose training step is an IDS edit of a loaded source model."""
+    """VanillaPipeline whose training step is an IDS edit of a loaded source model (nerfacto; see
+    ``splat.py`` for splatfacto, which overrides ``render_for_edit``)."""
 
     config: IDSEditPipelineConfig
 
     def __init__(self, config: IDSEditPipelineConfig, device: str, **kwargs) -> None:
         super().__init__(config, device, **kwargs)
         self.register_buffer("source_latents", torch.empty(0), persistent=True)
+        # the source checkpoint's step, for models whose schedules run on their own step counter
+        self.register_buffer("source_model_step", torch.zeros((), dtype=torch.long), persistent=True)
         self.guidance: Optional[StableDiffusionGuidance] = None
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
@@ -153,9 +156,26 @@ class IDSEditPipeline(VanillaPipeline):
             if image.shape[-1] == 4:  # the dataparser kept alpha: composite on white, as renders are
                 image = image[..., :3] * image[..., 3:] + (1 - image[..., 3:])
             return image.permute(2, 0, 1)[None].to(self.device)
+        with torch.no_grad():
+            image, _ = self.render_for_edit(index, seed=index)
+        return image.detach()
+
+    def render_for_edit(self, index: int, seed: int) -> Tuple[Tensor, Callable[[Tensor], Tensor]]:
+        """Render view ``index`` for an edit step: ``[1, 3, H, W]`` and a function that takes
+        d loss / d image and backpropagates it into the model (returning any extra loss it adds).
+
+        NeRF: the deferred backpropagation of ``rendering.py`` (render without grad now, re-render
+        chunk by chunk with grad in the backward function). Subclasses render differently.
+        """
         bundle = camera_rays(self.datamanager.train_dataset.cameras, index, self.device)
-        rgb = render_rgb(self.model, bundle, self.config.render_chunk_rays, seed=index)
-        return rgb.permute(2, 0, 1)[None]
+        rgb = render_rgb(self.model, bundle, self.config.render_chunk_rays, seed)
+        proposal = self._proposal_loss if self.config.proposal_loss_mult > 0 else None
+
+        def backprop(grad_image: Tensor) -> Tensor:
+            grad_rgb = grad_image[0].permute(1, 2, 0)
+            return backprop_rgb(self.model, bundle, grad_rgb, self.config.render_chunk_rays, seed, proposal)
+
+        return rgb.permute(2, 0, 1)[None], backprop
 
     def encode(self, image: Tensor) -> Tensor:
         """VAE latent of ``[1, 3, H, W]`` at the diffusion size; differentiable when grad is on."""
@@ -168,6 +188,7 @@ class IDSEditPipeline(VanillaPipeline):
         state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in loaded_state.items()}
         if "source_latents" in state:
             self.source_latents = state["source_latents"].to(self.source_latents.device)
+        state.setdefault("source_model_step", self.source_model_step)  # runs saved before it existed
         super().load_pipeline(state, step)
 
     def get_param_groups(self):
@@ -194,14 +215,13 @@ class IDSEditPipeline(VanillaPipeline):
         if self.guidance is None or self.source_latents.numel() == 0:
             raise RuntimeError("begin the edit first: the trainer loads the diffusion model and source latents")
         index = self.view_for_step(step)
-        bundle = camera_rays(self.datamanager.train_dataset.cameras, index, self.device)
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
         render_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
 
         clock = _StepClock(self.device)
-        rgb = render_rgb(self.model, bundle, self.config.render_chunk_rays, render_seed)
+        rendered, backprop = self.render_for_edit(index, render_seed)
         clock.lap("render")
-        image = rgb.permute(2, 0, 1)[None].detach().requires_grad_(True)
+        image = rendered.detach().requires_grad_(True)
         with torch.enable_grad():
             z_trg = self.encode(image)
             clock.lap("encode")
@@ -233,14 +253,12 @@ class IDSEditPipeline(VanillaPipeline):
             return {"ids_loss": loss.detach().new_zeros(())}, metrics, self._skip(step)
         self.nonfinite_in_a_row = 0
 
-        proposal = self._proposal_loss if self.config.proposal_loss_mult > 0 else None
-        grad_rgb = grad_image[0].permute(1, 2, 0)
-        proposal_total = backprop_rgb(self.model, bundle, grad_rgb, self.config.render_chunk_rays, render_seed, proposal)
+        extra_loss = backprop(grad_image)
         clock.lap("render_backward")
         metrics.update(clock.metrics())
         if self.config.log_images_every and step % self.config.log_images_every == 0:
             self._log_strip(step, z_src, image.detach(), result.z0_trg)
-        return {"ids_loss": loss.detach(), "proposal_loss": proposal_total}, metrics, True
+        return {"ids_loss": loss.detach(), "model_loss": extra_loss}, metrics, True
 
     def _proposal_loss(self, outputs: Dict[str, Any]) -> Tensor:
         if "weights_list" not in outputs:

@@ -23,8 +23,9 @@ import yaml
 from ids_nerf.errors import UserError
 from ids_nerf.nerfstudio.checkpoints import latest_checkpoint, load_checkpoint, model_state
 from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, validate_edit_config
+from ids_nerf.nerfstudio.splat import GAUSSIAN_PREFIX
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
-from nerfstudio.models.nerfacto import NerfactoModelConfig
+from nerfstudio.models.splatfacto import SplatfactoModelConfig
 from nerfstudio.utils.rich_utils import CONSOLE
 
 
@@ -77,10 +78,13 @@ class IDSEditTrainer(Trainer):
             return
         source = yaml.load(source_config.read_text(), Loader=yaml.Loader)
         model = getattr(getattr(source, "pipeline", None), "model", None)
-        if not isinstance(model, NerfactoModelConfig):
+        expected = type(self.config.pipeline.model)
+        if not isinstance(model, expected):
+            kind = "splatfacto" if expected is SplatfactoModelConfig else "nerfacto"
+            other = "ids-edit" if kind == "splatfacto" else "ids-edit-splat"
             raise UserError(
-                f"the run at '{source_config.parent}' is a {type(model).__name__}, not a nerfacto model; "
-                "ids-edit edits nerfacto scenes (train one with `ns-train nerfacto`)"
+                f"the run at '{source_config.parent}' is a {type(model).__name__}, not a {kind} model; "
+                f"{self.config.method_name} edits {kind} scenes ({other} edits the other kind)"
             )
         if getattr(model, "background_color", None) == "random":
             # a random background is a training trick against haze; edit renders must be comparable
@@ -95,6 +99,9 @@ class IDSEditTrainer(Trainer):
         self._resumed = any(k.endswith("source_latents") for k in pipeline_state)
         if self._resumed:
             self.pipeline.load_pipeline(pipeline_state, state["step"])
+            # a model may replace its parameters while loading (splatfacto resizes to the checkpoint's
+            # Gaussians): optimizers must be built on the loaded ones, or the edit changes nothing
+            self.optimizers = self.setup_optimizers()
             self.optimizers.load_optimizers(state["optimizers"])
             if "schedulers" in state:
                 self.optimizers.load_schedulers(state["schedulers"])
@@ -105,10 +112,12 @@ class IDSEditTrainer(Trainer):
         mismatch = _state_mismatch(self.pipeline.model.state_dict(), weights)
         if mismatch:
             raise UserError(
-                f"checkpoint '{self._checkpoint_path}' does not fit the nerfacto model of this edit ({mismatch}); "
-                "pass a nerfacto run's nerfstudio_models folder"
+                f"checkpoint '{self._checkpoint_path}' does not fit the model of this edit ({mismatch}); "
+                f"pass the nerfstudio_models folder of a run of the model {self.config.method_name} edits"
             )
         self.pipeline.model.load_state_dict(weights)
+        self.optimizers = self.setup_optimizers()  # on the loaded parameters (see above)
+        self.pipeline.source_model_step.fill_(int(state["step"]))
         self.pipeline.model.update_to_step(state["step"])
         CONSOLE.print(f"Loaded the source model from {self._checkpoint_path} (its step {state['step']}); the edit starts at step 0")
 
@@ -139,10 +148,15 @@ class IDSEditTrainer(Trainer):
 
 
 def _state_mismatch(expected: dict, loaded: dict) -> str:
-    """Empty when ``loaded`` fits ``expected`` key for key and shape for shape; else a summary."""
+    """Empty when ``loaded`` fits ``expected`` key for key and shape for shape (the number of
+    Gaussians, which a splatfacto checkpoint sets, excepted); else a summary."""
     missing = [k for k in expected if k not in loaded]
     unexpected = [k for k in loaded if k not in expected]
-    reshaped = [k for k in expected if k in loaded and tuple(expected[k].shape) != tuple(loaded[k].shape)]
+
+    def shape(key, tensor):
+        return tuple(tensor.shape[1:]) if key.startswith(GAUSSIAN_PREFIX) else tuple(tensor.shape)
+
+    reshaped = [k for k in expected if k in loaded and shape(k, expected[k]) != shape(k, loaded[k])]
     if not (missing or unexpected or reshaped):
         return ""
     example = (missing or unexpected or reshaped)[0]

@@ -32,7 +32,7 @@ def test_checkpoint_of_another_model(workspace, ns_env, tiny_sd_dir, tmp_path):
     state = {"step": 10, "pipeline": {"_model.field.mlp.weight": torch.zeros(4, 4)}, "optimizers": {}, "scalers": {}}
     torch.save(state, other / "step-000000010.ckpt")
     result = run(edit_command(workspace, timestamp="bad-other", model=tiny_sd_dir, load_dir=other), ns_env)
-    _assert_refused(result, workspace, "bad-other", "does not fit the nerfacto model")
+    _assert_refused(result, workspace, "bad-other", "does not fit the model of this edit")
 
 
 @pytest.mark.parametrize("flag", ["--pipeline.source-prompt", "--pipeline.target-prompt"])

@@ -1,0 +1,82 @@
+"""ids-edit for splatfacto (gsplat): the same edit step, rendered by rasterizing Gaussians.
+
+Rasterization is cheap and its memory small, so a view is rendered once with grad (no deferred
+backpropagation). splatfacto runs its schedules (render resolution, SH degree, densification) on its
+own step counter; the edit continues that counter from the source's last step, so the edit starts at
+full resolution and full SH degree, and densification stays off unless asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Tuple, Type
+
+import torch
+from torch import Tensor
+
+from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, IDSEditPipelineConfig
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+
+
+@dataclass
+class IDSSplatEditPipelineConfig(IDSEditPipelineConfig):
+    """Edit a trained splatfacto scene with IDS (or DDS with --pipeline.fpr-steps 0)."""
+
+    _target: Type = field(default_factory=lambda: IDSSplatEditPipeline)
+    densify: bool = False
+    """Let splatfacto split, duplicate and prune Gaussians during the edit. Off by default: the
+    source's Gaussians keep the scene's geometry, and new ones would be free to drift from it."""
+
+
+class IDSSplatEditPipeline(IDSEditPipeline):
+    config: IDSSplatEditPipelineConfig
+
+    def render_for_edit(self, index: int, seed: int) -> Tuple[Tensor, Callable[[Tensor], Tensor]]:
+        camera = self.datamanager.train_dataset.cameras[index : index + 1].to(self.device)
+        camera.metadata = {"cam_idx": index}  # splatfacto's pose refinement looks the camera up by it
+        rgb = self.model.get_outputs(camera)["rgb"]  # [H, W, 3]
+        image = rgb.reshape(-1, *rgb.shape[-3:])[0].permute(2, 0, 1)[None]
+
+        def backprop(grad_image: Tensor) -> Tensor:
+            if image.requires_grad:
+                image.backward(grad_image)
+            return grad_image.new_zeros(())
+
+        return image, backprop
+
+    def get_training_callbacks(self, attributes: TrainingCallbackAttributes):
+        model, offset = self.model, int(self.source_model_step) + 1
+
+        def before(step: int) -> None:
+            model.step_cb(attributes.optimizers, offset + step)
+
+        def after(step: int) -> None:
+            model.step_post_backward(offset + step)
+
+        callbacks = [TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], before)]
+        if self.config.densify:
+            callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], after))
+        return callbacks
+
+
+GAUSSIAN_PREFIX = "gauss_params."
+"""State-dict entries whose first dimension is the number of Gaussians, which a checkpoint sets."""
+
+
+def splat_param_groups_lr(steps: int) -> dict:
+    """splatfacto's own learning rates; the means' decay spans the edit."""
+    from nerfstudio.engine.optimizers import AdamOptimizerConfig
+    from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
+
+    def adam(lr, scheduler=None):
+        return {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler}
+
+    return {
+        "means": adam(1.6e-4, ExponentialDecaySchedulerConfig(lr_final=1.6e-6, max_steps=steps)),
+        "features_dc": adam(0.0025),
+        "features_rest": adam(0.0025 / 20),
+        "opacities": adam(0.05),
+        "scales": adam(0.005),
+        "quats": adam(0.001),
+        "bilateral_grid": adam(2e-3),
+    }

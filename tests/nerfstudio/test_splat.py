@@ -1,0 +1,86 @@
+"""ids-edit-splat on the CPU: registration, loading a splatfacto checkpoint, optimizer wiring.
+
+gsplat rasterizes on CUDA only, so the edit step itself is not run here; the set-up is, with the
+source latents taken from the dataset (rendering them would need the rasterizer).
+"""
+
+import copy
+
+import pytest
+import torch
+
+from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+from nerfstudio.engine.callbacks import TrainingCallbackLocation
+from nerfstudio.models.splatfacto import SplatfactoModelConfig
+from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
+from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
+
+pytestmark = pytest.mark.slow
+GAUSSIANS = 300
+SOURCE_STEP = 2999
+
+
+@pytest.fixture(scope="module")
+def splat_checkpoint(workspace, ns_env, tmp_path_factory):
+    """A splatfacto checkpoint with GAUSSIANS Gaussians, unlike a fresh model's random start."""
+    pipeline = VanillaPipelineConfig(
+        datamanager=FullImageDatamanagerConfig(dataparser=BlenderDataParserConfig(data=workspace / "scene"),
+                                               cache_images="gpu"),
+        model=SplatfactoModelConfig(num_random=1000),
+    ).setup(device="cpu", test_mode="val")
+    state = {f"_model.{k}": v for k, v in pipeline.model.state_dict().items()}
+    for key in list(state):
+        if key.startswith("_model.gauss_params."):
+            state[key] = state[key][:GAUSSIANS].clone() + 0.01
+    folder = tmp_path_factory.mktemp("splat") / "nerfstudio_models"
+    folder.mkdir()
+    torch.save({"step": SOURCE_STEP, "pipeline": state, "optimizers": {}, "schedulers": {}, "scalers": {}},
+               folder / f"step-{SOURCE_STEP:09d}.ckpt")
+    return folder
+
+
+def _trainer(workspace, tiny_sd_dir, load_dir, tmp_path):
+    from nerfstudio.plugins.registry import discover_methods
+
+    config = copy.deepcopy(discover_methods()[0]["ids-edit-splat"])
+    config.machine.device_type = "cpu"
+    config.vis = "tensorboard"
+    config.output_dir = tmp_path
+    config.load_dir = load_dir
+    config.pipeline.datamanager.dataparser = BlenderDataParserConfig(data=workspace / "scene")
+    config.pipeline.model.num_random = 1000
+    config.pipeline.source_prompt, config.pipeline.target_prompt = "a red ball", "a blue ball"
+    config.pipeline.diffusion_model = str(tiny_sd_dir)
+    config.pipeline.source_latents_from = "dataset"
+    config.set_timestamp()
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    return trainer
+
+
+def test_splat_edit_loads_the_gaussians_and_optimizes_them(workspace, ns_env, tiny_sd_dir, splat_checkpoint, tmp_path):
+    trainer = _trainer(workspace, tiny_sd_dir, splat_checkpoint, tmp_path)
+    model = trainer.pipeline.model
+    assert model.gauss_params["means"].shape[0] == GAUSSIANS
+    groups = trainer.optimizers.optimizers
+    assert set(groups) == {"means", "scales", "quats", "features_dc", "features_rest", "opacities"}
+    for name, optimizer in groups.items():
+        # the optimizers hold the loaded Gaussians, not the fresh model's (the instruct-gs2gs pitfall)
+        assert optimizer.param_groups[0]["params"][0] is model.gauss_params[name], name
+    assert not any(p.requires_grad for p in model.camera_optimizer.parameters())
+    assert int(trainer.pipeline.source_model_step) == SOURCE_STEP
+    assert trainer.pipeline.source_latents.shape == (6, 4, 16, 16)
+    assert torch.equal(torch.as_tensor(model.background_color).float(), torch.ones(3))  # edit renders on white
+    # splatfacto's schedules continue from the source's step; densification stays off by default
+    before = [c for c in trainer.callbacks if TrainingCallbackLocation.BEFORE_TRAIN_ITERATION in c.where_to_run]
+    after = [c for c in trainer.callbacks if TrainingCallbackLocation.AFTER_TRAIN_ITERATION in c.where_to_run]
+    before[0].run_callback_at_location(7, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+    assert model.step == SOURCE_STEP + 1 + 7
+    assert after == []
+
+
+def test_splat_edit_refuses_a_nerfacto_checkpoint(workspace, ns_env, tiny_sd_dir, source_run, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        _trainer(workspace, tiny_sd_dir, source_run / "nerfstudio_models", tmp_path)
+    assert exit_info.value.code == 2
