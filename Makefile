@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
 DEMO_DIR ?= outputs/demo
 
-.PHONY: install test demo clean
+.PHONY: install test demo bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(STAMP)
 # Each call writes a new folder under $(DEMO_DIR); nothing earlier is touched.
 demo: $(STAMP)
 	$(BIN)/ids-nerf demo --out $(DEMO_DIR)/$$(date +%Y%m%d-%H%M%S)
+
+# CPU benchmarks (ratios side by side, not timed tests); GPU: benchmarks/gpu.sh via the device tool.
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/guidance_step.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/edit_step.py
 
 clean:
 	rm -rf $(VENV) outputs

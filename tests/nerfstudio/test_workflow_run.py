@@ -19,8 +19,9 @@ def test_run_command_reports_each_edit(workspace, source_run, ns_env, tiny_sd_di
     )
     result = run([str(BIN / "ids-nerf"), "run", str(tmp_path / "missing.yaml"), str(spec)], ns_env)
     assert result.returncode == 2
-    lines = result.stdout.strip().splitlines()
-    assert lines[-2].startswith("missing: FAILED") and lines[-1].startswith("ball: done in")
+    summaries = [line for line in result.stdout.splitlines() if line.startswith(("missing: ", "ball: "))]
+    assert len(summaries) == 2, result.stdout[-2000:]
+    assert summaries[0].startswith("missing: FAILED") and summaries[1].startswith("ball: done in")
     assert "1 of 2 edits failed: missing" in result.stderr
     runs = list((tmp_path / "out" / "ball" / "ids-edit").iterdir())
     assert len(runs) == 1
