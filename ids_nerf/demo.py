@@ -41,16 +41,12 @@ def offline_torch_home(out: Path) -> Optional[str]:
     """nerfacto builds LPIPS with torchvision's AlexNet, downloading it if absent. Offline without
     the real weights, point TORCH_HOME at an untrained stand-in so nerfacto can be built; our eval
     then skips LPIPS (it checks the weights' hash) and says so. Returns the folder, or None."""
-    import torchvision
-
-    from ids_nerf.evaluation.metrics import alexnet_weights_path
+    from ids_nerf.evaluation.metrics import alexnet_weights_path, write_untrained_alexnet
 
     if alexnet_weights_path().is_file():
         return None
     home = out / "torch-home"
-    path = alexnet_weights_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
+    write_untrained_alexnet(home)
     return str(home)
 
 
@@ -78,7 +74,7 @@ class Demo:
     """Scene seed."""
 
     def main(self):
-        from ids_nerf.scenes.edit_scene import write_edit_scene
+        from ids_nerf.scenes.edit_scene import read_scene_info, write_edit_scene
         from ids_nerf.workflow.runner import run_spec
         from ids_nerf.workflow.spec import EditSpec
 
@@ -92,9 +88,7 @@ class Demo:
         if torch_home is not None:
             env["TORCH_HOME"] = os.environ["TORCH_HOME"] = torch_home
             print("No real AlexNet weights in the torch cache: nerfacto gets an untrained stand-in, LPIPS is skipped.")
-        import json
-
-        captions = json.loads((scene / "scene.json").read_text())["appearances"]
+        captions = read_scene_info(scene)["appearances"]
         model = f"exact:{scene}" if self.model == "exact" else self.model
         spec = EditSpec(
             name="demo", scene=scene, source_prompt=captions["source"], target_prompt=captions["edited"],

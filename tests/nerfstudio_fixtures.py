@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
-
 
 def make_offline_alexnet(torch_home: Path) -> Path:
     """Save an untrained AlexNet where torchvision looks for its weights, so nerfacto's LPIPS builds offline.
@@ -16,14 +14,9 @@ def make_offline_alexnet(torch_home: Path) -> Path:
     Point ``TORCH_HOME`` at ``torch_home``; torchvision loads the cached file without checking its hash. LPIPS
     values computed with it are meaningless. Returns the checkpoint file.
     """
-    import torch
-    import torchvision
+    from ids_nerf.evaluation.metrics import write_untrained_alexnet
 
-    path = Path(torch_home) / "hub" / "checkpoints" / ALEXNET_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
-    return path
+    return write_untrained_alexnet(torch_home)
 
 
 def offline_env(torch_home: Path) -> dict:

@@ -19,6 +19,7 @@ from ids_nerf.core.noising import (
     classifier_free_guidance,
     guided_noise,
     sample_timesteps,
+    sd_alphas_cumprod,
     tweedie_z0,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "ids_step",
     "posterior_distance",
     "sample_timesteps",
+    "sd_alphas_cumprod",
     "sds_direction",
     "tweedie_z0",
 ]

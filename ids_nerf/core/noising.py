@@ -10,6 +10,12 @@ import torch
 from torch import Tensor
 
 
+def sd_alphas_cumprod(dtype: torch.dtype = torch.float64) -> Tensor:
+    """``a_t`` of Stable Diffusion 1.x's schedule: scaled-linear betas from 0.00085 to 0.012, 1000 steps."""
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=dtype) ** 2
+    return torch.cumprod(1 - betas, dim=0)
+
+
 def alpha_bar(alphas_cumprod: Tensor, t: Tensor, like: Tensor) -> Tensor:
     """``a_t`` for each sample, shaped ``[B, 1, ..., 1]`` to broadcast against ``like``.
 

@@ -68,15 +68,15 @@ def _mean(values: List[float]) -> float:
 
 
 def _ground_truth(scene: Path, appearance: str, count: int):
-    from ids_nerf.scenes.edit_scene import appearance_images, depth_maps, mask_images, read_scene_info
+    """The target appearance's test images, the object-id masks and the edited object's id."""
+    from ids_nerf.scenes.edit_scene import appearance_images, mask_images, read_scene_info
 
     info = read_scene_info(scene)
     targets = [read_rgb_on_white(p) for p in appearance_images(scene, appearance, "test")]
     masks = [torch.from_numpy(np.asarray(Image.open(p), dtype=np.int64)) for p in mask_images(scene, "test")]
-    depths = [torch.from_numpy(np.load(p)) for p in depth_maps(scene, "test")]
-    if not len(targets) == len(masks) == len(depths) == count:
+    if not len(targets) == len(masks) == count:
         raise UserError(f"scene '{scene}' has {len(targets)} test views but the runs render {count}; wrong scene?")
-    return targets, masks, depths, int(info.get("edited_object_id", 2))
+    return targets, masks, int(info.get("edited_object_id", 2))
 
 
 def evaluate_runs(
@@ -98,8 +98,9 @@ def evaluate_runs(
             raise UserError(f"config '{path}' does not exist; pass a run's config.yml")
     if scene is not None:
         for path in (source_config, edited_config):
-            if _trained_on(path) != Path(scene).resolve():
-                raise UserError(f"run '{path.parent}' was trained on '{_trained_on(path)}', not on scene '{scene}'")
+            trained_on = _trained_on(path)
+            if trained_on != Path(scene).resolve():
+                raise UserError(f"run '{path.parent}' was trained on '{trained_on}', not on scene '{scene}'")
     report = EvalReport()
     source = render_views(source_config, "test", with_geometry=True)
     edited = render_views(edited_config, "test", with_geometry=True)
@@ -108,13 +109,14 @@ def evaluate_runs(
     def add(name: str, value: float) -> None:
         values.setdefault(name, []).append(value)
 
-    have_lpips, lpips_notice = lpips_available()
+    have_lpips = False
     if target_appearance is not None and scene is not None:
-        targets, masks, depths, edited_id = _ground_truth(Path(scene), target_appearance, len(edited))
+        targets, masks, edited_id = _ground_truth(Path(scene), target_appearance, len(edited))
+        have_lpips, lpips_notice = lpips_available()
         if not have_lpips:
             report.notices.append(lpips_notice)
     else:
-        targets, masks, depths, edited_id = [None] * len(edited), [None] * len(edited), [None] * len(edited), None
+        targets, masks, edited_id = [None] * len(edited), [None] * len(edited), None
         report.notices.append("no ground-truth target: metrics against the target skipped")
     grid_rows = []
     for src, edi, target, mask in zip(source, edited, targets, masks):

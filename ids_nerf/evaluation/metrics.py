@@ -92,6 +92,22 @@ def alexnet_weights_path(torch_home: str | os.PathLike | None = None) -> Path:
     return hub_dir / "checkpoints" / ALEXNET_WEIGHTS_URL.rsplit("/", 1)[-1]
 
 
+def write_untrained_alexnet(torch_home: str | os.PathLike) -> Path:
+    """Put untrained AlexNet weights where torchvision looks under ``torch_home`` (if none are there).
+
+    With ``TORCH_HOME`` pointing there, nerfacto's LPIPS module builds offline; torchvision loads the
+    cached file without checking its hash, so LPIPS values computed with it are meaningless, and
+    :func:`lpips_available` reports them as not the real weights. Returns the file.
+    """
+    import torchvision
+
+    path = alexnet_weights_path(torch_home)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
+    return path
+
+
 _SHA256_CACHE: dict[tuple[str, int, int], str] = {}
 
 

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from ids_nerf.core import alpha_bar, classifier_free_guidance, sample_timesteps
+from ids_nerf.core import alpha_bar, classifier_free_guidance, sample_timesteps, sd_alphas_cumprod
 from ids_nerf.errors import UserError
 
 EXACT_PREFIX = "exact:"
@@ -48,12 +48,6 @@ class PixelCodec:
         if self.factor > 1:
             x = F.interpolate(x, scale_factor=self.factor, mode="bilinear", align_corners=False)
         return x.clamp(0, 1)
-
-
-def sd_alphas_cumprod() -> Tensor:
-    """Stable Diffusion 1.x's noise schedule: scaled-linear betas 0.00085 to 0.012, 1000 steps."""
-    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
-    return torch.cumprod(1 - betas, 0).float()
 
 
 def posterior_mean(z_t: Tensor, a_t: Tensor, support: Tensor) -> Tensor:
@@ -96,7 +90,7 @@ class ExactScoreGuidance:
         self.size_multiple = codec.factor
         self.guidance_scale = guidance_scale
         self.min_step, self.max_step = min_step, max_step
-        self.alphas_cumprod = sd_alphas_cumprod()
+        self.alphas_cumprod = sd_alphas_cumprod().float()
         self.aliases = aliases or {}
         self._device = torch.device(device)
 

@@ -14,12 +14,19 @@ from ids_nerf.guidance.stable_diffusion import StableDiffusionGuidance
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 """Stable Diffusion 1.5, the paper's NeRF model family."""
 
-Precision = Literal["fp32", "fp16", "bf16"]
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def _looks_like_path(model: str) -> bool:
     return model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """``auto`` becomes fp16 on CUDA (the official code's) and fp32 elsewhere; others pass through."""
+    if precision != "auto":
+        return precision
+    return "fp16" if str(device).startswith("cuda") else "fp32"
 
 
 def _first_line(err: BaseException) -> str:
@@ -69,9 +76,12 @@ def load_stable_diffusion(
 
     The local Hugging Face cache is tried first, so a downloaded model never touches the network.
 
+    ``precision="auto"`` is fp16 on CUDA (the official code's) and fp32 elsewhere.
+
     Raises:
         ModelUnavailableError: the folder does not exist, or the id is neither cached nor downloadable.
     """
+    precision = resolve_precision(precision, device)
     if precision not in DTYPES:
         raise ModelUnavailableError(f"unknown precision {precision!r}: use one of {', '.join(DTYPES)}")
     dtype = DTYPES[precision]

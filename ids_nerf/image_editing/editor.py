@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from ids_nerf.core import dds_step, distillation_loss, ids_step
 from ids_nerf.errors import UserError
 from ids_nerf.guidance import DEFAULT_MODEL, load_stable_diffusion
+from ids_nerf.guidance.loading import resolve_precision
 from ids_nerf.guidance.cut import cut_loss
 from ids_nerf.image_editing.images import load_image, side_by_side, to_pil, to_tensor
 from ids_nerf.io import check_output_free, staged_output_dir
@@ -86,14 +87,10 @@ class EditImageConfig:
         return edit_image(self)
 
 
-def _device_and_precision(config: EditImageConfig) -> tuple[str, str]:
-    device = config.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    precision = config.precision
-    if precision == "auto":
-        precision = "fp16" if device.startswith("cuda") else "fp32"
-    return device, precision
+def _device(config: EditImageConfig) -> str:
+    if config.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return config.device
 
 
 def edit_image(config: EditImageConfig) -> Path:
@@ -104,9 +101,9 @@ def edit_image(config: EditImageConfig) -> Path:
     out = config.resolve_out()
     check_output_free(out)
     image = load_image(config.image)
-    device, precision = _device_and_precision(config)
+    device = _device(config)
     guidance = load_stable_diffusion(
-        config.model, precision, device, config.guidance_scale, config.min_step, config.max_step
+        config.model, config.precision, device, config.guidance_scale, config.min_step, config.max_step
     )
     source = to_tensor(image, guidance.native_size).to(device)
     cond_src = guidance.embed_prompt(config.source_prompt)
@@ -147,7 +144,7 @@ def edit_image(config: EditImageConfig) -> Path:
         summary = {
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
             "device": device,
-            "precision": precision,
+            "precision": resolve_precision(config.precision, device),
             "latent_change_l2": float((z_trg.detach() - z_src).norm()),
             "final_posterior_distance": float(result.distance_after),
         }

@@ -1,7 +1,7 @@
 """The ids-edit pipeline: nerfstudio's VanillaPipeline plus a distillation edit step.
 
-The diffusion model is loaded only when an edit starts (``begin_edit``), never when a run is opened
-by ns-viewer, ns-render, ns-eval or ns-export. Source latents are a buffer of the pipeline, so they
+The diffusion model is loaded only when an edit starts (``load_diffusion``, called by the trainer),
+never when ns-viewer, ns-render, ns-eval or ns-export open a run. Source latents are a buffer of the pipeline, so they
 are saved in every checkpoint and a resumed edit keeps scoring against the original scene.
 """
 
@@ -123,11 +123,9 @@ class IDSEditPipeline(VanillaPipeline):
     def load_diffusion(self) -> StableDiffusionGuidance:
         """Load the diffusion model (the only place an edit does) and embed both prompts once."""
         device = self.config.diffusion_device or str(self.device)
-        precision = self.config.diffusion_precision
-        if precision == "auto":
-            precision = "fp16" if device.startswith("cuda") else "fp32"
         self.guidance = load_guidance(
-            self.config.diffusion_model, precision, device, self.config.guidance_scale, self.config.min_step, self.config.max_step
+            self.config.diffusion_model, self.config.diffusion_precision, device,
+            self.config.guidance_scale, self.config.min_step, self.config.max_step,
         )
         self.guidance.embed_prompt(self.config.source_prompt)
         self.guidance.embed_prompt(self.config.target_prompt)
@@ -285,7 +283,6 @@ class IDSEditPipeline(VanillaPipeline):
             target = self.guidance.decode(z0_trg).cpu()
             strip = torch.cat([source, current, target], dim=-1)[0].permute(1, 2, 0)
         writer.put_image(name="ids/source|render|target_estimate", image=strip, step=step)
-
 
 
 class _StepClock:

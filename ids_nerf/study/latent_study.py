@@ -25,7 +25,7 @@ from PIL import Image
 
 from ids_nerf.core import distillation_loss, ids_step
 from ids_nerf.evaluation.metrics import psnr
-from ids_nerf.guidance.exact import load_exact_score, read_rgb_on_white
+from ids_nerf.guidance.exact import ExactScoreGuidance, load_exact_score, read_rgb_on_white
 
 
 @dataclass(frozen=True)
@@ -55,31 +55,39 @@ def settings(
     return grid
 
 
-def ground_truth_identity(scene: Path, views: int) -> float:
-    """Identity PSNR of the ground-truth edit itself: the ceiling of the identity column (the
-    appearances' colours differ on the ball's anti-aliased border, just outside its mask)."""
-    from ids_nerf.scenes.edit_scene import appearance_images, mask_images
+@dataclass
+class StudyScene:
+    """What every run of the study reads, loaded once: the exact-score model and the first
+    ``views`` training views' source, edited ground truth and masks."""
 
-    source = torch.stack([read_rgb_on_white(p) for p in appearance_images(scene, "source", "train")[:views]])
-    target = torch.stack([read_rgb_on_white(p) for p in appearance_images(scene, "edited", "train")[:views]])
-    masks = torch.stack([torch.from_numpy(np.array(Image.open(p))) for p in mask_images(scene, "train")[:views]])
-    return psnr(target, source, masks != 2)
+    model: ExactScoreGuidance
+    source: torch.Tensor
+    target: torch.Tensor
+    edited_object: torch.Tensor
+
+    @classmethod
+    def load(cls, scene: Path, views: int) -> "StudyScene":
+        from ids_nerf.scenes.edit_scene import appearance_images, mask_images
+
+        def images(appearance):
+            return torch.stack([read_rgb_on_white(p) for p in appearance_images(scene, appearance, "train")[:views]])
+
+        masks = torch.stack([torch.from_numpy(np.array(Image.open(p))) for p in mask_images(scene, "train")[:views]])
+        return cls(load_exact_score(f"exact:{scene}"), images("source"), images("edited"), masks == 2)
+
+    def ground_truth_identity(self) -> float:
+        """Identity PSNR of the ground-truth edit itself: the ceiling of the identity column (the
+        appearances' colours differ on the ball's anti-aliased border, just outside its mask)."""
+        return psnr(self.target, self.source, ~self.edited_object)
 
 
-def edit_views(
-    scene: Path, setting: Setting, seed: int, views: int, steps: int, lr: float
-) -> Dict[str, float]:
-    """Edit the first ``views`` training views from source to the edited appearance; return metrics."""
-    from ids_nerf.scenes.edit_scene import appearance_images, mask_images
-
-    model = load_exact_score(f"exact:{scene}", guidance_scale=setting.guidance_scale)
-    source = torch.stack([read_rgb_on_white(p) for p in appearance_images(scene, "source", "train")[:views]])
-    target = torch.stack([read_rgb_on_white(p) for p in appearance_images(scene, "edited", "train")[:views]])
-    masks = torch.stack([torch.from_numpy(np.array(Image.open(p))) for p in mask_images(scene, "train")[:views]])
-    edited_object = masks == 2
-
+def edit_views(data: StudyScene, setting: Setting, seed: int, steps: int, lr: float) -> Dict[str, float]:
+    """Edit the study's views from source to the edited appearance; return metrics."""
+    model = data.model
+    model.guidance_scale = setting.guidance_scale
+    views = data.source.shape[0]
     generator = torch.Generator().manual_seed(seed)
-    z_src = model.encode(source)
+    z_src = model.encode(data.source)
     z_trg = torch.nn.Parameter(z_src.clone())
     optimizer = torch.optim.SGD([z_trg], lr=lr)
     cond_src = model.embed_prompt("source").expand(views)
@@ -95,9 +103,9 @@ def edit_views(
         optimizer.step()
     result = model.decode(z_trg.detach())
     return {
-        "target_psnr_object": psnr(result, target, edited_object),
-        "identity_psnr_background": psnr(result, source, ~edited_object),
-        "target_psnr_full": psnr(result, target),
+        "target_psnr_object": psnr(result, data.target, data.edited_object),
+        "identity_psnr_background": psnr(result, data.source, ~data.edited_object),
+        "target_psnr_full": psnr(result, data.target),
     }
 
 
@@ -112,14 +120,14 @@ class StudyResult:
 
 
 def run_study(
-    scene: Path, seeds: int, views: int, steps: int, lr: float,
+    data: StudyScene, seeds: int, steps: int, lr: float,
     fpr_steps: List[int], fpr_scales: List[float], guidance_scales: List[float], jacobians: List[str],
 ) -> List[StudyResult]:
     results = []
     for setting in settings(fpr_steps, fpr_scales, guidance_scales, jacobians):
         result = StudyResult(setting)
         for seed in range(seeds):
-            result.runs.append(edit_views(scene, setting, seed, views, steps, lr))
+            result.runs.append(edit_views(data, setting, seed, steps, lr))
         results.append(result)
         t, i, f = (result.stat(k)[0] for k in ("target_psnr_object", "identity_psnr_background", "target_psnr_full"))
         print(f"{setting.method:10} N={setting.fpr_steps} lambda={setting.fpr_scale} cfg={setting.guidance_scale}: "
@@ -203,9 +211,10 @@ class Study:
         start = time.time()
         with tempfile.TemporaryDirectory() as tmp:
             scene = self.scene or write_edit_scene(Path(tmp) / "scene", size=32, views=24, seed=0)
-            results = run_study(scene, self.seeds, self.views, self.steps, self.lr,
+            data = StudyScene.load(scene, self.views)
+            results = run_study(data, self.seeds, self.steps, self.lr,
                                 self.fpr_steps, self.fpr_scales, self.guidance_scales, self.fpr_jacobians)
-            ceiling = ground_truth_identity(scene, self.views)
+            ceiling = data.ground_truth_identity()
         report = REPORT.format(
             table=results_table(results), findings=findings(results), seconds=time.time() - start, ceiling=ceiling, seeds=self.seeds, views=self.views,
             steps=self.steps, lr=self.lr, scene=self.scene or "a fresh `make-scene --size 32 --views 24 --seed 0`",

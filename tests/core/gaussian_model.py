@@ -5,13 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ids_nerf.core import alpha_bar, classifier_free_guidance
-
-
-def sd_alphas_cumprod(dtype=torch.float64) -> Tensor:
-    """Stable Diffusion 1.x's scaled-linear schedule (betas 0.00085 to 0.012, 1000 steps)."""
-    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=dtype) ** 2
-    return torch.cumprod(1 - betas, dim=0)
+from ids_nerf.core import alpha_bar, classifier_free_guidance, sd_alphas_cumprod  # noqa: F401 (re-exported for tests)
 
 
 class GaussianScore:

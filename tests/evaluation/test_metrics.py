@@ -17,6 +17,7 @@ from ids_nerf.evaluation import (
     psnr,
     ssim,
 )
+from ids_nerf.evaluation.metrics import write_untrained_alexnet
 from tests.import_check import assert_imports_none_of
 
 
@@ -138,12 +139,8 @@ def test_masked_depth_error_is_nan_safe():
 @pytest.fixture(scope="module")
 def random_alexnet_home(tmp_path_factory):
     """A TORCH_HOME holding untrained AlexNet weights at torchvision's cache path (as the nerfstudio tests do)."""
-    import torchvision
-
     torch_home = tmp_path_factory.mktemp("torch_home")
-    path = alexnet_weights_path(torch_home)
-    path.parent.mkdir(parents=True)
-    torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
+    write_untrained_alexnet(torch_home)
     return torch_home
 
 

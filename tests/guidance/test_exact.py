@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from ids_nerf.core import add_noise, fpr_refine, ids_step
+from ids_nerf.core import add_noise, fpr_refine, ids_step, sd_alphas_cumprod
 from ids_nerf.errors import UserError
-from ids_nerf.guidance.exact import ExactScoreGuidance, PixelCodec, posterior_mean, sd_alphas_cumprod
+from ids_nerf.guidance.exact import ExactScoreGuidance, PixelCodec, posterior_mean
 
 
 def _sets(seed=0, n=5):
@@ -97,5 +97,5 @@ def test_pixel_codec_round_trip():
 
 
 def test_schedule_is_stable_diffusions():
-    ac = sd_alphas_cumprod()
+    ac = sd_alphas_cumprod().float()
     assert ac.shape == (1000,) and math.isclose(float(ac[0]), 1 - 0.00085, rel_tol=1e-6)
