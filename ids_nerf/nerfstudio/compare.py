@@ -26,6 +26,17 @@ def source_config_of(edited_config: Path) -> Path:
     return candidate
 
 
+def render_random_background_white(model) -> None:
+    """A model trained on random backgrounds renders on white, the ground truth's compositing colour
+    (nerfacto would use black, splatfacto the viewer's grey)."""
+    if getattr(model.config, "background_color", None) != "random":
+        return
+    if hasattr(model, "renderer_rgb"):  # nerfacto
+        model.renderer_rgb.background_color = "white"
+    elif hasattr(model, "set_background"):  # splatfacto
+        model.set_background(torch.ones(3))
+
+
 def render_views(
     config_path: Path, split: Literal["train", "test"], indices: Optional[List[int]] = None, with_geometry: bool = False
 ) -> List:
@@ -38,9 +49,7 @@ def render_views(
     import ids_nerf.nerfstudio  # noqa: F401  (lets torch.load read nerfstudio checkpoints)
 
     _, pipeline, _, _ = eval_setup(config_path, test_mode="test")
-    renderer = getattr(pipeline.model, "renderer_rgb", None)
-    if renderer is not None and renderer.background_color == "random":
-        renderer.background_color = "white"  # compare on the white of the composited ground truth
+    render_random_background_white(pipeline.model)
     dataset = pipeline.datamanager.train_dataset if split == "train" else pipeline.datamanager.eval_dataset
     cameras = dataset.cameras
     chosen = list(range(len(cameras))) if indices is None else indices

@@ -8,8 +8,9 @@ full resolution and full SH degree, and densification stays off unless asked for
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, Tuple, Type
+from typing import Callable, Iterator, Tuple, Type
 
 import torch
 from torch import Tensor
@@ -28,13 +29,32 @@ class IDSSplatEditPipelineConfig(IDSEditPipelineConfig):
     source's Gaussians keep the scene's geometry, and new ones would be free to drift from it."""
 
 
+@contextlib.contextmanager
+def _without_densify_bookkeeping(model) -> Iterator[None]:
+    """For source renders (no grad, before the first step): splatfacto's training-mode render, so that
+    it matches the edit's renders, minus its densification hook, which needs gradients and the
+    optimizers that the first step's callback hands the model."""
+    strategy = model.strategy
+    missing = not hasattr(model, "optimizers")
+    if missing:
+        model.optimizers = None
+    strategy.step_pre_backward = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        del strategy.step_pre_backward
+        if missing:
+            del model.optimizers
+
+
 class IDSSplatEditPipeline(IDSEditPipeline):
     config: IDSSplatEditPipelineConfig
 
     def render_for_edit(self, index: int, seed: int) -> Tuple[Tensor, Callable[[Tensor], Tensor]]:
         camera = self.datamanager.train_dataset.cameras[index : index + 1].to(self.device)
         camera.metadata = {"cam_idx": index}  # splatfacto's pose refinement looks the camera up by it
-        rgb = self.model.get_outputs(camera)["rgb"]  # [H, W, 3]
+        with contextlib.nullcontext() if torch.is_grad_enabled() else _without_densify_bookkeeping(self.model):
+            rgb = self.model.get_outputs(camera)["rgb"]  # [H, W, 3]
         image = rgb.reshape(-1, *rgb.shape[-3:])[0].permute(2, 0, 1)[None]
 
         def backprop(grad_image: Tensor) -> Tensor:

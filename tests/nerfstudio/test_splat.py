@@ -1,7 +1,7 @@
-"""ids-edit-splat on the CPU: registration, loading a splatfacto checkpoint, optimizer wiring.
+"""ids-edit-splat set-up: registration, loading a splatfacto checkpoint, optimizer wiring.
 
-gsplat rasterizes on CUDA only, so the edit step itself is not run here; the set-up is, with the
-source latents taken from the dataset (rendering them would need the rasterizer).
+These build the trainer in-process with gsplat untouched, so the source latents come from the dataset;
+the whole edit (source renders, edit steps, evaluation) runs in test_splat_edit_on_cpu.py.
 """
 
 import copy
