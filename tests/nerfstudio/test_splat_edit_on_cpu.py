@@ -12,7 +12,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+from ids_nerf.nerfstudio.checkpoints import load_checkpoint
 from ids_nerf.scenes.edit_scene import read_scene_info, write_edit_scene
 
 pytestmark = pytest.mark.slow
@@ -37,28 +39,33 @@ def _checked(command, env, timeout=600):
     return result
 
 
+def _ns_train(root, scene, method, timestamp, steps, *args):
+    common = ["--machine.device-type", "cpu", "--vis", "tensorboard", "--logging.local-writer.enable", "False",
+              "--output-dir", str(root / "out"), "--experiment-name", "scene", "--timestamp", timestamp,
+              "--max-num-iterations", str(steps)]
+    return [*LAUNCHER, "ns-train", method, *common, *args, "blender-data", "--data", str(scene), "--alpha-color", "None"]
+
+
+def _edit(root, scene, load_dir, diffusion_scene, timestamp, steps):
+    captions = read_scene_info(scene)["appearances"]
+    return _ns_train(root, scene, "ids-edit-splat", timestamp, steps,
+                     "--load-dir", str(load_dir),
+                     "--pipeline.source-prompt", captions["source"], "--pipeline.target-prompt", captions["edited"],
+                     "--pipeline.diffusion-model", f"exact:{diffusion_scene}",
+                     "--pipeline.fpr-scale", "0.1",  # as in the demo: the exact model's best lambda (docs/results.md)
+                     # splatfacto's colour rate (0.0025) is sized for thousands of steps; a short test edit needs more
+                     "--optimizers.features-dc.optimizer.lr", "0.05")
+
+
 @pytest.fixture(scope="module")
 def splat_edit(tmp_path_factory, ns_env):
     root = tmp_path_factory.mktemp("splat-cpu")
     scene = write_edit_scene(root / "scene", size=32, views=12, seed=0)
     guidance_scene = root / "scene-for-guidance"
     shutil.copytree(scene, guidance_scene)
-    captions = read_scene_info(scene)["appearances"]
-    common = ["--machine.device-type", "cpu", "--vis", "tensorboard", "--logging.local-writer.enable", "False",
-              "--output-dir", str(root / "out"), "--experiment-name", "scene"]
-    data = ["blender-data", "--data", str(scene), "--alpha-color", "None"]
-    _checked([*LAUNCHER, "ns-train", "splatfacto", *common, *NO_EVAL, *SOURCE_SPLAT,
-              "--max-num-iterations", str(SOURCE_STEPS), "--timestamp", "src", *data], ns_env)
+    _checked(_ns_train(root, scene, "splatfacto", "src", SOURCE_STEPS, *NO_EVAL, *SOURCE_SPLAT), ns_env)
     source = root / "out" / "scene" / "splatfacto" / "src"
-    _checked([*LAUNCHER, "ns-train", "ids-edit-splat", *common, "--timestamp", "edit",
-              "--max-num-iterations", str(EDIT_STEPS),
-              "--load-dir", str(source / "nerfstudio_models"),
-              "--pipeline.source-prompt", captions["source"], "--pipeline.target-prompt", captions["edited"],
-              "--pipeline.diffusion-model", f"exact:{guidance_scene}",
-              "--pipeline.fpr-scale", "0.1",  # as in the demo: the exact model's best lambda (docs/results.md)
-              # splatfacto's colour rate (0.0025) is sized for thousands of steps; a short test edit needs more
-              "--optimizers.features-dc.optimizer.lr", "0.05",
-              *data], ns_env)
+    _checked(_edit(root, scene, source / "nerfstudio_models", guidance_scene, "edit", EDIT_STEPS), ns_env)
     shutil.rmtree(guidance_scene)  # from here on, nothing may need the diffusion model
     return {"root": root, "scene": scene, "source": source, "edited": root / "out" / "scene" / "ids-edit-splat" / "edit"}
 
@@ -89,3 +96,16 @@ def test_an_edited_splat_run_opens_in_ns_eval_render_export_without_the_diffusio
     _checked([*LAUNCHER, "ns-export", "gaussian-splat", "--load-config", config,
               "--output-dir", str(tmp_path / "export")], ns_env)
     assert (tmp_path / "export" / "splat.ply").stat().st_size > 0
+
+
+def test_a_splat_edit_resumes_from_its_own_checkpoint(splat_edit, ns_env):
+    root, scene, edited = splat_edit["root"], splat_edit["scene"], splat_edit["edited"]
+    result = _checked(_edit(root, scene, edited / "nerfstudio_models", scene, "resumed", EDIT_STEPS + 5), ns_env)
+    assert f"Resuming the edit from {edited / 'nerfstudio_models'}" in " ".join(result.stdout.split())
+    before = load_checkpoint(edited / "nerfstudio_models" / f"step-{EDIT_STEPS - 1:09d}.ckpt")
+    after = load_checkpoint(root / "out" / "scene" / "ids-edit-splat" / "resumed" / "nerfstudio_models"
+                            / f"step-{EDIT_STEPS + 4:09d}.ckpt")
+    assert torch.equal(before["pipeline"]["source_latents"], after["pipeline"]["source_latents"])
+    colours = "_model.gauss_params.features_dc"
+    assert before["pipeline"][colours].shape == after["pipeline"][colours].shape  # densification stays off
+    assert not torch.equal(before["pipeline"][colours], after["pipeline"][colours])  # and the edit goes on
