@@ -30,18 +30,21 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_ms(fn, device: str, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    samples = []
+def time_interleaved(cases: dict, device: str, repeats: int, warmup: int = 2) -> dict:
+    """Median ms per case, the cases taken in turn within each repeat: load that drifts on a shared
+    machine then slows every case alike, and the ratios between them stay fair."""
+    for fn in cases.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in cases}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        samples.append(1000 * (time.perf_counter() - start))
-    samples.sort()
-    return samples[len(samples) // 2]  # median: robust on shared machines
+        for name, fn in cases.items():
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            samples[name].append(1000 * (time.perf_counter() - start))
+    return {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
 
 
 def flops(fn) -> float:
@@ -82,11 +85,13 @@ def bench(model: str, device: str, precision: str, size: int, repeats: int, enco
             x = image.clone().requires_grad_(True)
             guidance.encode(x).sum().backward()
         cases["VAE encode + input grad"] = encode_with_grad
+    timings = time_interleaved(cases, device, repeats)
     rows = []
     for name, fn in cases.items():
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        ms = time_ms(fn, device, repeats)
+        fn()
+        ms = timings[name]
         work = flops(fn)
         row = {"case": name, "model": model, "device": device, "precision": precision, "size": size,
                "ms": round(ms, 3), "tflops": round(work / 1e12, 3), "achieved_tflops_per_s": round(work / 1e12 / (ms / 1000), 3)}
