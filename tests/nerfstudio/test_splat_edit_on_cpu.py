@@ -16,6 +16,8 @@ import torch
 
 from ids_nerf.nerfstudio.checkpoints import load_checkpoint
 from ids_nerf.scenes.edit_scene import read_scene_info, write_edit_scene
+from tests.browser import chromium_path
+from tests.nerfstudio.viewer_check import assert_viewer_shows_the_run
 
 pytestmark = pytest.mark.slow
 LAUNCHER = [sys.executable, "-m", "tests.ns_cpu_splat"]
@@ -109,3 +111,21 @@ def test_a_splat_edit_resumes_from_its_own_checkpoint(splat_edit, ns_env):
     colours = "_model.gauss_params.features_dc"
     assert before["pipeline"][colours].shape == after["pipeline"][colours].shape  # densification stays off
     assert not torch.equal(before["pipeline"][colours], after["pipeline"][colours])  # and the edit goes on
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_the_viewer_shows_an_edited_splat_run(splat_edit, ns_env, tmp_path):
+    assert_viewer_shows_the_run([*LAUNCHER, "ns-viewer"], splat_edit["edited"] / "config.yml", ns_env,
+                                tmp_path / "viewer.png")
+
+
+def test_a_splat_edit_logs_like_ids_edit(splat_edit):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(splat_edit["edited"]), size_guidance={"images": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    for name in ("t", "direction_norm", "fpr_distance_before", "fpr_distance_after", "ms_render", "ms_guidance"):
+        assert f"Train Metrics Dict/ids/{name}" in scalars, sorted(scalars)
+    strip = events.Images("ids/source|render|target_estimate")[0]
+    assert (strip.width, strip.height) == (96, 32)  # source | render | target estimate, 32x32 each
