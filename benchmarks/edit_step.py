@@ -8,7 +8,6 @@ read from the ``ids/ms_*`` scalars the pipeline logs. Runs the real ns-train on 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import statistics
@@ -22,6 +21,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PARTS = ("render", "encode", "guidance", "encode_backward", "render_backward")
+
+
+def step_split(run_dir: Path, skip: int = 1) -> tuple:
+    """Median ms of each part of an edit step (``ids/ms_*`` in the run's tensorboard events, the first
+    ``skip`` steps left out as warm-up), and the largest ``ids/peak_memory_gib`` (None off CUDA)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    split = {}
+    for part in PARTS:
+        values = [e.value for e in events.Scalars(f"Train Metrics Dict/ids/ms_{part}")][skip:]
+        split[part] = statistics.median(values)
+    peak_tag = "Train Metrics Dict/ids/peak_memory_gib"
+    peak = max(e.value for e in events.Scalars(peak_tag)) if peak_tag in events.Tags()["scalars"] else None
+    return split, peak
 
 
 def diffusion_folder(model: str, device: str, root: Path) -> Path:
@@ -43,7 +58,7 @@ def diffusion_folder(model: str, device: str, root: Path) -> Path:
 
 def main() -> None:
     from ids_nerf.scenes import write_edit_scene
-    from tests.nerfstudio_fixtures import make_offline_alexnet, offline_env, train_source_nerfacto
+    from tests.nerfstudio_fixtures import make_offline_alexnet, ns_command, offline_env, train_source_nerfacto
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
@@ -62,7 +77,7 @@ def main() -> None:
     source = train_source_nerfacto(scene, root / "out", env, steps=1)
     model = diffusion_folder(args.model, args.device, root)
     command = [
-        str(Path(sys.executable).parent / "ns-train"), "ids-edit", "--machine.device-type", args.device.split(":")[0],
+        *ns_command("ns-train"), "ids-edit", "--machine.device-type", args.device.split(":")[0],
         "--vis", "tensorboard", "--logging.local-writer.enable", "False", "--logging.steps-per-log", "1",
         "--max-num-iterations", str(args.steps), "--load-dir", str(source / "nerfstudio_models"),
         "--pipeline.source-prompt", "a red ball", "--pipeline.target-prompt", "a blue ball",
@@ -75,22 +90,18 @@ def main() -> None:
     subprocess.run(command, env=env, check=True, capture_output=True)
     wall = time.time() - started
 
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(glob.glob(str(root / "out/bench/ids-edit/edit/events.out.tfevents.*"))[0], size_guidance={"scalars": 0})
-    events.Reload()
-    split = {}
-    for part in PARTS:
-        values = [e.value for e in events.Scalars(f"Train Metrics Dict/ids/ms_{part}")][1:]  # skip the first step
-        split[part] = statistics.median(values)
+    split, peak = step_split(root / "out/bench/ids-edit/edit")
     total = sum(split.values())
     print(f"ids-edit step, {args.size}x{args.size} render, model {args.model}, {args.device} (median of {args.steps - 1} steps):")
     for part, ms in split.items():
         print(f"  {part:16} {ms:9.1f} ms  {100 * ms / total:5.1f} %")
     print(f"  {'total':16} {total:9.1f} ms   (ns-train wall time incl. start-up: {wall:.0f} s)")
+    if peak is not None:
+        print(f"  peak GPU memory in a step: {peak:.2f} GiB")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"size": args.size, "model": args.model, "device": args.device,
-                                    "chunk": args.chunk, "ms": split, "total_ms": total}, indent=2))
+                                    "chunk": args.chunk, "ms": split, "total_ms": total,
+                                    "peak_memory_gib": peak}, indent=2))
 
 
 if __name__ == "__main__":

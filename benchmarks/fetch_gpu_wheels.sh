@@ -1,11 +1,23 @@
 #!/usr/bin/env bash
 # Download (here, where PyPI answers) the wheels that the GPU machine lacks into .whl/ (git-ignored);
 # the device run carries them: run(command="bash benchmarks/gpu.sh", carry=[".whl"]).
-# The GPU image has torch, transformers, accelerate, jaxtyping, safetensors; diffusers is missing.
+# The GPU image (Python 3.12, torch 2.11) has torch, transformers, accelerate, jaxtyping, safetensors,
+# torchmetrics, tensorboard, rich, opencv, imageio and more (device/KINDS.md). Missing: diffusers for the
+# guidance benchmark; nerfstudio with what it imports, and gsplat (built there by its own JIT
+# compiler), for the edit-step and splat benchmarks. About 29 MB together.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .whl
+version() { .venv/bin/python -c "import importlib.metadata as m; print(m.version('$1'))"; }
+SAME_AS_HERE="diffusers nerfstudio gsplat nerfacc tyro docstring_parser viser websockets msgspec splines
+    pyquaternion pytorch-msssim torch_fidelity rawpy tensorly appdirs defusedxml dill multiprocess pathos ppft
+    truststore PySocks"
+specs=()
+for name in $SAME_AS_HERE; do specs+=("$name==$(version "$name")"); done
+# fpsample: the version here has no Python 3.12 wheel; 0.3.3 has the function splatfacto's datamanager uses
+specs+=("fpsample==0.3.3" importlib_metadata zipp)
+platforms=()
+for n in 5 17 27 28; do platforms+=(--platform "manylinux_2_${n}_x86_64"); done
 python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform any -d .whl \
-    "diffusers==$(.venv/bin/python -c 'import diffusers; print(diffusers.__version__)')" importlib_metadata zipp
-ls -la .whl
+    "${platforms[@]}" --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d .whl "${specs[@]}"
+ls -la .whl && du -sh .whl

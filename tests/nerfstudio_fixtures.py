@@ -8,6 +8,13 @@ import sys
 from pathlib import Path
 
 
+def ns_command(name: str) -> list:
+    """The command for console script ``name``: the installed script beside this Python, or, where
+    there is none (packages installed with ``pip --target``), ``python -m tests.ns_run name``."""
+    script = Path(sys.executable).parent / name
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tests.ns_run", name]
+
+
 def make_offline_alexnet(torch_home: Path) -> Path:
     """Save an untrained AlexNet where torchvision looks for its weights, so nerfacto's LPIPS builds offline.
 
@@ -35,7 +42,7 @@ def train_source_nerfacto(scene: Path, output_dir: Path, env: dict, steps: int =
         raise ValueError("env needs TORCH_HOME pointing at a folder made by make_offline_alexnet")
     run_env = {**env, "HF_HUB_OFFLINE": "1"}
     command = [
-        str(Path(sys.executable).parent / "ns-train"),
+        *ns_command("ns-train"),
         "nerfacto",
         "--machine.device-type", "cpu",
         "--vis", "tensorboard",

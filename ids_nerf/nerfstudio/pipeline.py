@@ -286,11 +286,14 @@ class IDSEditPipeline(VanillaPipeline):
 
 
 class _StepClock:
-    """Wall-clock milliseconds of the parts of an edit step (CUDA synchronised), logged as ``ids/ms_*``."""
+    """Wall-clock milliseconds of the parts of an edit step (CUDA synchronised), logged as ``ids/ms_*``;
+    on CUDA also the step's peak allocated memory, ``ids/peak_memory_gib``."""
 
     def __init__(self, device) -> None:
         self.cuda = torch.device(device).type == "cuda"
         self.laps: Dict[str, float] = {}
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
         self.last = self._now()
 
     def _now(self) -> float:
@@ -304,4 +307,7 @@ class _StepClock:
         self.last = now
 
     def metrics(self) -> Dict[str, float]:
-        return {f"ids/ms_{name}": value for name, value in self.laps.items()}
+        metrics = {f"ids/ms_{name}": value for name, value in self.laps.items()}
+        if self.cuda:
+            metrics["ids/peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        return metrics

@@ -1,5 +1,5 @@
 """ids-edit-splat end to end on the CPU: the real ns-train, ids-nerf eval and ns-render commands, with
-gsplat's CUDA rasterizer swapped for the dense stand-in of ``tests.gsplat_cpu`` (``tests.ns_cpu_splat``).
+gsplat's CUDA rasterizer swapped for the dense stand-in of ``tests.gsplat_cpu`` (``tests.ns_run``).
 
 A splatfacto source is trained on the synthetic edit scene, edited towards the blue ball with the
 scene's exact-score model, and measured against the ground truth. The guidance's copy of the scene is
@@ -20,7 +20,7 @@ from tests.browser import chromium_path
 from tests.nerfstudio.viewer_check import assert_viewer_shows_the_run
 
 pytestmark = pytest.mark.slow
-LAUNCHER = [sys.executable, "-m", "tests.ns_cpu_splat"]
+LAUNCHER = [sys.executable, "-m", "tests.ns_run"]
 SOURCE_STEPS = 500
 EDIT_STEPS = 80
 SOURCE_SPLAT = [
