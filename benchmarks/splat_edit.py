@@ -39,6 +39,7 @@ def run(name: str, args: list, env: dict, log: Path) -> float:
 def main() -> None:
     from edit_step import step_split
 
+    from ids_nerf.demo import SMALL_SPLATFACTO
     from ids_nerf.scenes import write_edit_scene
     from ids_nerf.scenes.edit_scene import read_scene_info
     from tests.nerfstudio_fixtures import make_offline_alexnet, offline_env
@@ -69,11 +70,7 @@ def main() -> None:
     seconds = {}
     seconds["source"] = run("ns-train", [
         "splatfacto", *common, "--timestamp", "src", "--max-num-iterations", str(args.source_steps),
-        "--steps-per-eval-batch", "0", "--steps-per-eval-image", "0", "--steps-per-eval-all-images", "0",
-        # a small scene: full resolution from the start, Gaussians spread over the scene box, and a
-        # random background against haze (the demo's reason, docs/results-nerf.md)
-        "--pipeline.model.num-downscales", "0", "--pipeline.model.num-random", "2000",
-        "--pipeline.model.random-scale", "2.5", "--pipeline.model.background-color", "random",
+        *SMALL_SPLATFACTO,
         *(["--pipeline.model.use-absgrad", "False"] if on_cpu else []),  # the stand-in has no absgrad
         *data], env, logs / "splat_source.log")
     source = root / "out" / "scene" / "splatfacto" / "src"

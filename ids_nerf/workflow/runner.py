@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -14,20 +13,24 @@ from ids_nerf.errors import UserError
 from ids_nerf.workflow.spec import EditSpec, load_spec
 
 
-def ns_train() -> str:
-    """The ``ns-train`` of this Python environment."""
+def ns_train() -> List[str]:
+    """The ``ns-train`` of this Python environment; without the script (nerfstudio installed with
+    ``pip --target``), its module run by this Python."""
     beside = Path(sys.executable).parent / "ns-train"
-    found = str(beside) if beside.exists() else shutil.which("ns-train")
-    if found is None:
-        raise UserError("ns-train not found; install nerfstudio in this environment (make install)")
-    return found
+    if beside.exists():
+        return [str(beside)]
+    try:
+        import nerfstudio.scripts.train  # noqa: F401
+    except ImportError:
+        raise UserError("nerfstudio is not installed in this environment; run make install") from None
+    return [sys.executable, "-m", "nerfstudio.scripts.train"]
 
 
 def run_ns_train(args: Sequence[str], log: Path, env: Optional[Dict[str, str]] = None) -> None:
     """Run ``ns-train args``, its output going to ``log``; a failure raises with the log's last line."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
-        code = subprocess.run([ns_train(), *args], stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+        code = subprocess.run([*ns_train(), *args], stdout=out, stderr=subprocess.STDOUT, env=env).returncode
     if code != 0:
         lines = [line for line in log.read_text().splitlines() if line.strip()]
         errors = [line for line in lines if "error" in line.lower()]

@@ -10,7 +10,11 @@ import yaml
 
 from ids_nerf.errors import UserError
 
-METHODS = ("ids-edit", "dds-edit", "ids-edit-small")
+NERF_METHODS = ("ids-edit", "dds-edit", "ids-edit-small")
+SPLAT_METHODS = ("ids-edit-splat", "dds-edit-splat")
+METHODS = NERF_METHODS + SPLAT_METHODS
+SOURCE_METHOD_OF = {**{m: "nerfacto" for m in NERF_METHODS}, **{m: "splatfacto" for m in SPLAT_METHODS}}
+"""The source method each edit method edits (trained when the spec names no source_run)."""
 
 
 @dataclass
@@ -29,6 +33,7 @@ class EditSpec:
     source_run: Optional[Path] = None
     """An existing source run folder (with config.yml); None: train one (or reuse an earlier one)."""
     source_method: str = "nerfacto"
+    """nerfacto for ids-edit, dds-edit and ids-edit-small; splatfacto for ids-edit-splat and dds-edit-splat."""
     source_args: List[str] = field(default_factory=list)
     method: str = "ids-edit"
     edit_args: List[str] = field(default_factory=list)
@@ -37,6 +42,9 @@ class EditSpec:
     def validate(self) -> None:
         if self.method not in METHODS:
             raise UserError(f"{self.name}: unknown method '{self.method}'; use one of {', '.join(METHODS)}")
+        expected = SOURCE_METHOD_OF[self.method]
+        if self.source_run is None and self.source_method != expected:
+            raise UserError(f"{self.name}: {self.method} edits {expected} scenes; set source_method: {expected}")
         if not self.source_prompt.strip() or not self.target_prompt.strip():
             raise UserError(f"{self.name}: source_prompt and target_prompt must not be empty")
         if not self.scene.is_dir():

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ids_nerf.workflow.spec import METHODS, SOURCE_METHOD_OF
+
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 KEYS = {
     "name",
@@ -22,7 +24,6 @@ KEYS = {
     "edit_args",
     "output_dir",
 }
-METHODS = {"ids-edit", "dds-edit", "ids-edit-small"}
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 
 
@@ -37,6 +38,7 @@ def test_config_schema(path):
     assert set(config) == KEYS, set(config) ^ KEYS
     assert config["name"] == path.stem
     assert config["method"] in METHODS
+    assert config["source_method"] == SOURCE_METHOD_OF[config["method"]]
     for key in ("source_prompt", "target_prompt"):
         assert isinstance(config[key], str) and config[key].strip(), key
     assert config["source_prompt"].strip() != config["target_prompt"].strip()

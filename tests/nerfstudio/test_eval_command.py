@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from ids_nerf.scenes.edit_scene import write_edit_scene
 from tests.nerfstudio.conftest import BIN, checked, run
@@ -64,3 +65,12 @@ def test_eval_without_ground_truth_with_clip(source_run, edit_run, ns_env, tmp_p
     assert -1 <= report["metrics"]["clip_directional"] <= 1
     assert "| clip_directional |" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == ["grid.png", "metrics.json", "metrics.md"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
+def test_demo_refuses_a_splat_edit_without_cuda(ns_env, tmp_path):
+    out = tmp_path / "demo"
+    result = run([str(BIN / "ids-nerf"), "demo", "--out", str(out), "--method", "ids-edit-splat"], ns_env)
+    assert result.returncode == 2
+    assert "ids-edit-splat needs a CUDA device" in result.stderr.strip().splitlines()[-1]
+    assert not out.exists()

@@ -14,6 +14,7 @@ import sys
 import pytest
 import torch
 
+from ids_nerf.demo import SMALL_SPLATFACTO
 from ids_nerf.nerfstudio.checkpoints import load_checkpoint
 from ids_nerf.scenes.edit_scene import read_scene_info, write_edit_scene
 from tests.browser import chromium_path
@@ -23,16 +24,8 @@ pytestmark = pytest.mark.slow
 LAUNCHER = [sys.executable, "-m", "tests.ns_run"]
 SOURCE_STEPS = 500
 EDIT_STEPS = 80
-SOURCE_SPLAT = [
-    # 32x32 views: train at full resolution from the start, from Gaussians spread over the scene box;
-    # absgrad needs gsplat's own backward pass, which the CPU stand-in does not have
-    "--pipeline.model.num-downscales", "0",
-    "--pipeline.model.num-random", "2000",
-    "--pipeline.model.random-scale", "2.5",
-    "--pipeline.model.use-absgrad", "False",
-    "--pipeline.model.background-color", "random",
-]
-NO_EVAL = ["--steps-per-eval-batch", "0", "--steps-per-eval-image", "0", "--steps-per-eval-all-images", "0"]
+# the stand-in rasterizer has no absgrad (the per-pixel gradient sum of gsplat's own backward pass)
+SOURCE_SPLAT = [*SMALL_SPLATFACTO, "--pipeline.model.use-absgrad", "False"]
 
 
 def _checked(command, env, timeout=600):
@@ -65,7 +58,7 @@ def splat_edit(tmp_path_factory, ns_env):
     scene = write_edit_scene(root / "scene", size=32, views=12, seed=0)
     guidance_scene = root / "scene-for-guidance"
     shutil.copytree(scene, guidance_scene)
-    _checked(_ns_train(root, scene, "splatfacto", "src", SOURCE_STEPS, *NO_EVAL, *SOURCE_SPLAT), ns_env)
+    _checked(_ns_train(root, scene, "splatfacto", "src", SOURCE_STEPS, *SOURCE_SPLAT), ns_env)
     source = root / "out" / "scene" / "splatfacto" / "src"
     _checked(_edit(root, scene, source / "nerfstudio_models", guidance_scene, "edit", EDIT_STEPS), ns_env)
     shutil.rmtree(guidance_scene)  # from here on, nothing may need the diffusion model

@@ -48,3 +48,28 @@ def test_a_failed_edit_does_not_stop_the_rest(tmp_path, capsys):
     assert "scene folder" in results[2].error and "does not exist" in results[2].error
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and all("FAILED" in line for line in lines)
+
+
+@pytest.mark.parametrize("method, source_method, refused", [
+    ("ids-edit-splat", "nerfacto", "ids-edit-splat edits splatfacto scenes; set source_method: splatfacto"),
+    ("dds-edit-splat", "splatfacto", None),
+    ("ids-edit", "splatfacto", "ids-edit edits nerfacto scenes; set source_method: nerfacto"),
+])
+def test_a_spec_trains_the_source_its_method_edits(tmp_path, method, source_method, refused):
+    path = tmp_path / "e.yaml"
+    path.write_text(GOOD.format(scene=tmp_path) + f"method: {method}\nsource_method: {source_method}\n")
+    spec = load_spec(path)
+    if refused is None:
+        spec.validate()
+    else:
+        with pytest.raises(UserError, match=refused):
+            spec.validate()
+
+
+def test_ns_train_runs_as_a_module_where_no_script_is_installed(monkeypatch, tmp_path):
+    import sys
+
+    from ids_nerf.workflow.runner import ns_train
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))  # a folder with no ns-train beside it
+    assert ns_train() == [str(tmp_path / "python"), "-m", "nerfstudio.scripts.train"]
