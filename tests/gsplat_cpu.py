@@ -3,9 +3,9 @@
 gsplat rasterizes on CUDA only; even its "pure torch" ``_rasterization`` calls CUDA kernels to bin
 Gaussians into tiles. This module keeps gsplat's own torch reference for everything per Gaussian
 (covariance, projection, antialiasing compensation, spherical harmonics) and replaces the tiled
-rasterizer by dense front-to-back alpha compositing of every Gaussian at every pixel: the same image
-up to gsplat's early stop at transmittance 1e-4, and cheap at test sizes (32x32 views, a few thousand
-Gaussians). Autograd gives the backward pass.
+rasterizer by dense front-to-back alpha compositing of every Gaussian at every pixel, with gsplat's
+per-pixel rules (skip alpha < 1/255, cap alpha at 0.999, stop before transmittance falls to 1e-4).
+Dense is cheap at test sizes (32x32 views, a few thousand Gaussians); autograd gives the backward.
 
 ``use_cpu_rasterizer()`` patches splatfacto to use it and to keep its intrinsics on the CPU; it is
 never imported by the package, so the production path stays gsplat's.
@@ -22,6 +22,7 @@ from torch import Tensor
 
 ALPHA_MIN = 1.0 / 255.0  # gsplat skips fainter contributions
 ALPHA_MAX = 0.999  # and caps each at this, so transmittance never reaches 0
+TRANSMITTANCE_MIN = 1e-4  # a pixel stops at the first Gaussian that would take it to this or below
 
 
 def composite(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor, depths: Tensor,
@@ -41,7 +42,8 @@ def composite(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor
     alpha = (opacities * torch.exp(-sigma)).clamp_max(ALPHA_MAX)
     alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_MIN), alpha, torch.zeros_like(alpha))
     transmittance = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha[:, :-1]], 1), 1)
-    weights = alpha * transmittance  # [P, N]
+    stopped = torch.cumsum((transmittance * (1 - alpha) <= TRANSMITTANCE_MIN).int(), 1) > 0
+    weights = torch.where(stopped, torch.zeros_like(alpha), alpha * transmittance)  # [P, N]
     rendered = (weights @ colors).reshape(height, width, -1)
     return rendered, weights.sum(1).reshape(height, width, 1)
 

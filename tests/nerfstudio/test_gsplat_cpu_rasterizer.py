@@ -58,3 +58,14 @@ def test_gradients_reach_the_means_and_their_projections():
 def test_what_the_stand_in_cannot_do_is_refused():
     with pytest.raises(NotImplementedError, match="absgrad"):
         _render(torch.tensor([[0.0, 0.0, 2.0]]), torch.tensor([[0.2, 0.4, 0.6]]), torch.tensor([0.7]), absgrad=True)
+
+
+def test_a_pixel_stops_before_its_transmittance_falls_to_1e_4():
+    # two opaque Gaussians: after the first (alpha capped at 0.999) T = 1e-3; the second would take it to
+    # 1e-6, so gsplat stops there and the second adds nothing (without the stop it would add 1e-3 of blue)
+    red, blue = [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]
+    means = torch.tensor([[0.0, 0.0, 2.0], [0.0, 0.0, 3.0]])
+    image, alpha, _ = _render(means, torch.tensor([red, blue]), torch.tensor([1.0, 1.0]), scale=0.3)
+    assert image[0, 16, 16, 2].item() == 0.0
+    assert image[0, 16, 16, 0].item() == pytest.approx(0.999, abs=1e-6)
+    assert alpha[0, 16, 16, 0].item() == pytest.approx(0.999, abs=1e-6)
