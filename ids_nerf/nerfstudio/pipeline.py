@@ -19,7 +19,7 @@ from torch import Tensor
 from ids_nerf.core import distillation_loss, ids_step
 from ids_nerf.errors import UserError
 from ids_nerf.guidance import DEFAULT_MODEL, StableDiffusionGuidance, load_guidance
-from ids_nerf.nerfstudio.rendering import backprop_rgb, camera_rays, render_rgb
+from ids_nerf.nerfstudio.rendering import camera_rays, render_with_backprop
 from nerfstudio.model_components.losses import interlevel_loss
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 from nerfstudio.utils import writer
@@ -162,18 +162,14 @@ class IDSEditPipeline(VanillaPipeline):
         """Render view ``index`` for an edit step: ``[1, 3, H, W]`` and a function that takes
         d loss / d image and backpropagates it into the model (returning any extra loss it adds).
 
-        NeRF: the deferred backpropagation of ``rendering.py`` (render without grad now, re-render
-        chunk by chunk with grad in the backward function). Subclasses render differently.
+        NeRF: ``rendering.render_with_backprop`` (a view larger than one chunk is rendered without
+        grad now and re-rendered chunk by chunk with grad in the backward function; a smaller one is
+        rendered once, with grad). Subclasses render differently.
         """
         bundle = camera_rays(self.datamanager.train_dataset.cameras, index, self.device)
-        rgb = render_rgb(self.model, bundle, self.config.render_chunk_rays, seed)
         proposal = self._proposal_loss if self.config.proposal_loss_mult > 0 else None
-
-        def backprop(grad_image: Tensor) -> Tensor:
-            grad_rgb = grad_image[0].permute(1, 2, 0)
-            return backprop_rgb(self.model, bundle, grad_rgb, self.config.render_chunk_rays, seed, proposal)
-
-        return rgb.permute(2, 0, 1)[None], backprop
+        rgb, backprop = render_with_backprop(self.model, bundle, self.config.render_chunk_rays, seed, proposal)
+        return rgb.permute(2, 0, 1)[None], lambda grad_image: backprop(grad_image[0].permute(1, 2, 0))
 
     def encode(self, image: Tensor) -> Tensor:
         """VAE latent of ``[1, 3, H, W]`` at the diffusion size; differentiable when grad is on."""

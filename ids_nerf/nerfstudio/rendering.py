@@ -4,7 +4,9 @@ Memory must not grow with image area times samples per ray, so an edit step rend
 first without grad to get the image (and, through the VAE and the score, d loss / d pixels), then
 chunk by chunk with grad, backpropagating each chunk's pixel gradient at once. Each chunk is rendered
 under the same RNG seed in both passes, so the second pass reproduces the first exactly even though
-nerfacto's training-mode sampling is stochastic.
+nerfacto's training-mode sampling is stochastic. A view that fits in one chunk needs no second pass:
+it is rendered once with grad, its graph (one chunk's memory, as in the deferred pass) kept until the
+backward.
 """
 
 from __future__ import annotations
@@ -50,6 +52,32 @@ def render_rgb(model: Model, bundle: RayBundle, chunk_size: int, seed: int) -> F
         for _, chunk in _chunks(flat, chunk_size, seed):
             parts.append(model(chunk)["rgb"])
     return torch.cat(parts).reshape(height, width, 3)
+
+
+def render_with_backprop(
+    model: Model, bundle: RayBundle, chunk_size: int, seed: int, chunk_loss: Optional[ChunkLoss] = None
+) -> Tuple[Float[Tensor, "h w 3"], Callable[[Tensor], Tensor]]:
+    """The view (detached) and ``backprop(grad_rgb) -> extra loss``, which backpropagates d loss / d image
+    into the model as :func:`backprop_rgb` does.
+
+    With grad enabled and at most ``chunk_size`` rays, the view is rendered once with grad; otherwise
+    (or under ``no_grad``) it is rendered without grad and ``backprop`` re-renders it chunk by chunk.
+    Both give the same image and gradients for the same ``seed``.
+    """
+    height, width = bundle.shape
+    if not torch.is_grad_enabled() or height * width > chunk_size:
+        image = render_rgb(model, bundle, chunk_size, seed)
+        return image, lambda grad_rgb: backprop_rgb(model, bundle, grad_rgb, chunk_size, seed, chunk_loss)
+    for _, chunk in _chunks(bundle.flatten(), chunk_size, seed):  # one chunk, seeded as in render_rgb
+        outputs = model(chunk)
+
+    def backprop(grad_rgb: Tensor) -> Tensor:
+        surrogate = (outputs["rgb"] * grad_rgb.reshape(-1, 3)).sum()
+        extra = chunk_loss(outputs) if chunk_loss is not None else surrogate.new_zeros(())
+        (surrogate + extra).backward()
+        return extra.detach()
+
+    return outputs["rgb"].detach().reshape(height, width, 3), backprop
 
 
 def backprop_rgb(

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from ids_nerf.nerfstudio.rendering import _chunks, backprop_rgb, render_rgb
+from ids_nerf.nerfstudio.rendering import _chunks, backprop_rgb, render_rgb, render_with_backprop
 from nerfstudio.cameras.rays import RayBundle
 
 
@@ -56,3 +56,41 @@ def test_chunk_loss_is_weighted_by_chunk_share():
     total = backprop_rgb(model, bundle, torch.zeros(5, 7, 3), 8, 0, chunk_loss=lambda out: out["extra"])
     torch.testing.assert_close(total, model.linear.weight.square().sum().detach())
     torch.testing.assert_close(model.linear.weight.grad, 2 * model.linear.weight.detach())
+
+
+def _grads(model):
+    return [p.grad.clone() for p in model.parameters()]
+
+
+def test_a_view_within_one_chunk_is_rendered_once_with_the_deferred_result():
+    torch.manual_seed(0)
+    model, bundle = NoisyField(), _bundle()  # 35 rays
+    grad_rgb = torch.randn(5, 7, 3)
+    extra = lambda out: out["extra"]  # noqa: E731
+
+    deferred_image = render_rgb(model, bundle, 64, seed=3)
+    deferred_extra = backprop_rgb(model, bundle, grad_rgb, 64, seed=3, chunk_loss=extra)
+    deferred = _grads(model)
+
+    model.zero_grad()
+    calls = []
+    model.register_forward_hook(lambda *args: calls.append(1))
+    image, backprop = render_with_backprop(model, bundle, 64, seed=3, chunk_loss=extra)
+    one_pass_extra = backprop(grad_rgb)
+    assert len(calls) == 1  # no second rendering
+    torch.testing.assert_close(image, deferred_image, rtol=0, atol=0)
+    torch.testing.assert_close(one_pass_extra, deferred_extra)
+    for got, expected in zip(_grads(model), deferred):
+        torch.testing.assert_close(got, expected)
+
+
+def test_a_larger_view_or_no_grad_takes_the_deferred_path():
+    model, bundle = NoisyField(), _bundle()
+    calls = []
+    model.register_forward_hook(lambda *args: calls.append(1))
+    _, backprop = render_with_backprop(model, bundle, 8, seed=0)  # 35 rays in chunks of 8: 5 chunks
+    backprop(torch.zeros(5, 7, 3))
+    assert len(calls) == 10
+    with torch.no_grad():
+        image, _ = render_with_backprop(model, bundle, 64, seed=0)
+    assert not image.requires_grad
