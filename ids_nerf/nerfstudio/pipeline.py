@@ -64,7 +64,8 @@ class IDSEditPipelineConfig(VanillaPipelineConfig):
     """Edit steps spent on one training view before moving to the next (views are visited in a
     seeded random order). A guess, not yet measured: a view is seen a couple of times in a row."""
     render_chunk_rays: int = 4096
-    """Rays per chunk in the deferred backpropagation; peak memory grows with it, speed too."""
+    """Rays per chunk in the deferred backpropagation; peak memory grows with it, speed too. A view
+    with no more rays than this is rendered once, with grad, instead of twice."""
     source_latents_from: Literal["render", "dataset"] = "render"
     """Where the stored source latents come from: the source model's renders of the training views
     (the paper's choice: the edit is compared with what the NeRF shows) or the dataset's images."""
