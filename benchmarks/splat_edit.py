@@ -25,14 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def run(name: str, args: list, env: dict, log: Path) -> float:
-    """Run console script ``name`` through tests.ns_run; output goes to ``log``. Returns seconds."""
+def run(command: list, env: dict, log: Path) -> float:
+    """Run ``command``, its output going to ``log``. Returns seconds."""
     started = time.time()
     with log.open("w") as stream:
-        result = subprocess.run([sys.executable, "-m", "tests.ns_run", name, *args], env=env, stdout=stream,
-                                stderr=subprocess.STDOUT)
+        result = subprocess.run(command, env=env, stdout=stream, stderr=subprocess.STDOUT)
     if result.returncode != 0:
-        raise SystemExit(f"{name} {args[0]} failed ({result.returncode}); see {log}:\n{log.read_text()[-3000:]}")
+        raise SystemExit(f"{' '.join(command[3:5])} failed ({result.returncode}); see {log}:\n{log.read_text()[-3000:]}")
     return time.time() - started
 
 
@@ -41,8 +40,9 @@ def main() -> None:
 
     from ids_nerf.demo import SMALL_SPLATFACTO
     from ids_nerf.scenes import write_edit_scene
-    from ids_nerf.scenes.edit_scene import read_scene_info
-    from tests.nerfstudio_fixtures import make_offline_alexnet, offline_env
+    from tests.nerfstudio_fixtures import (
+        NS_RUN, make_offline_alexnet, offline_env, splat_edit_args, synthetic_train_command,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
@@ -58,31 +58,24 @@ def main() -> None:
     logs = args.out.parent
     root = Path(tempfile.mkdtemp(prefix="splat-edit-"))
     scene = write_edit_scene(root / "scene", size=args.size, views=args.views)
-    captions = read_scene_info(scene)["appearances"]
     torch_home = root / "torch-home"
     make_offline_alexnet(torch_home)
     env = {**offline_env(torch_home), "PYTHONPATH": os.pathsep.join(filter(None, [
         str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
-    on_cpu = not args.device.startswith("cuda")
-    common = ["--machine.device-type", args.device.split(":")[0], "--vis", "tensorboard",
-              "--logging.local-writer.enable", "False", "--output-dir", str(root / "out"), "--experiment-name", "scene"]
-    data = ["blender-data", "--data", str(scene), "--alpha-color", "None"]
+    device = args.device.split(":")[0]
     seconds = {}
-    seconds["source"] = run("ns-train", [
-        "splatfacto", *common, "--timestamp", "src", "--max-num-iterations", str(args.source_steps),
-        *SMALL_SPLATFACTO,
-        *(["--pipeline.model.use-absgrad", "False"] if on_cpu else []),  # the stand-in has no absgrad
-        *data], env, logs / "splat_source.log")
+    seconds["source"] = run(synthetic_train_command(
+        root, scene, "splatfacto", "src", args.source_steps, *SMALL_SPLATFACTO,
+        *(["--pipeline.model.use-absgrad", "False"] if device == "cpu" else []),  # the stand-in has no absgrad
+        device=device), env, logs / "splat_source.log")
     source = root / "out" / "scene" / "splatfacto" / "src"
-    seconds["edit"] = run("ns-train", [
-        "ids-edit-splat", *common, "--timestamp", "edit", "--max-num-iterations", str(args.edit_steps),
-        "--logging.steps-per-log", "1", "--load-dir", str(source / "nerfstudio_models"),
-        "--pipeline.source-prompt", captions["source"], "--pipeline.target-prompt", captions["edited"],
-        "--pipeline.diffusion-model", f"exact:{scene}", "--pipeline.fpr-scale", "0.1",
-        "--optimizers.features-dc.optimizer.lr", str(args.colour_lr), *data], env, logs / "splat_edit.log")
+    seconds["edit"] = run(synthetic_train_command(
+        root, scene, "ids-edit-splat", "edit", args.edit_steps, "--logging.steps-per-log", "1",
+        *splat_edit_args(scene, source / "nerfstudio_models", scene, args.colour_lr),
+        device=device), env, logs / "splat_edit.log")
     edited = root / "out" / "scene" / "ids-edit-splat" / "edit"
-    seconds["eval"] = run("ids-nerf", [
-        "eval", "--source", str(source / "config.yml"), "--edited", str(edited / "config.yml"),
+    seconds["eval"] = run([
+        *NS_RUN, "ids-nerf", "eval", "--source", str(source / "config.yml"), "--edited", str(edited / "config.yml"),
         "--out", str(root / "eval"), "--scene", str(scene), "--target-appearance", "edited"], env, logs / "splat_eval.log")
     metrics = json.loads((root / "eval" / "metrics.json").read_text())["metrics"]
     split, peak = step_split(edited)

@@ -8,11 +8,38 @@ import sys
 from pathlib import Path
 
 
+NS_RUN = [sys.executable, "-m", "tests.ns_run"]
+"""Runs a console script in this Python; splatfacto gets the CPU stand-in rasterizer where there is no CUDA."""
+
+
 def ns_command(name: str) -> list:
     """The command for console script ``name``: the installed script beside this Python, or, where
     there is none (packages installed with ``pip --target``), ``python -m tests.ns_run name``."""
     script = Path(sys.executable).parent / name
-    return [str(script)] if script.exists() else [sys.executable, "-m", "tests.ns_run", name]
+    return [str(script)] if script.exists() else [*NS_RUN, name]
+
+
+def synthetic_train_command(root: Path, scene: Path, method: str, timestamp: str, steps: int, *args: str,
+                            device: str = "cpu") -> list:
+    """``ns-train method`` (through :data:`NS_RUN`) on the synthetic edit scene ``scene`` (blender-data,
+    alpha kept); the run lands in ``root/out/scene/<method>/<timestamp>``. ``args`` go before the dataparser."""
+    common = ["--machine.device-type", device, "--vis", "tensorboard", "--logging.local-writer.enable", "False",
+              "--output-dir", str(root / "out"), "--experiment-name", "scene", "--timestamp", timestamp,
+              "--max-num-iterations", str(steps)]
+    return [*NS_RUN, "ns-train", method, *common, *args, "blender-data", "--data", str(scene), "--alpha-color", "None"]
+
+
+def splat_edit_args(scene: Path, load_dir: Path, guidance_scene: Path, colour_lr: float) -> list:
+    """ids-edit-splat's flags for the synthetic scene: its captions as prompts, the exact-score model of
+    ``guidance_scene``, lambda 0.1 (as in the demo: the exact model's best, docs/results.md), and the
+    colour rate ``colour_lr`` (splatfacto's 0.0025 is sized for thousands of steps; short edits need more)."""
+    from ids_nerf.scenes.edit_scene import read_scene_info
+
+    captions = read_scene_info(scene)["appearances"]
+    return ["--load-dir", str(load_dir),
+            "--pipeline.source-prompt", captions["source"], "--pipeline.target-prompt", captions["edited"],
+            "--pipeline.diffusion-model", f"exact:{guidance_scene}", "--pipeline.fpr-scale", "0.1",
+            "--optimizers.features-dc.optimizer.lr", str(colour_lr)]
 
 
 def make_offline_alexnet(torch_home: Path) -> Path:

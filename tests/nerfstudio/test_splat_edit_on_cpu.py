@@ -9,23 +9,27 @@ deleted after the edit: evaluation and rendering must not need it.
 import json
 import shutil
 import subprocess
-import sys
 
 import pytest
 import torch
 
 from ids_nerf.demo import SMALL_SPLATFACTO
 from ids_nerf.nerfstudio.checkpoints import load_checkpoint
-from ids_nerf.scenes.edit_scene import read_scene_info, write_edit_scene
+from ids_nerf.scenes.edit_scene import write_edit_scene
 from tests.browser import chromium_path
 from tests.nerfstudio.viewer_check import assert_viewer_shows_the_run
+from tests.nerfstudio_fixtures import NS_RUN, splat_edit_args, synthetic_train_command
 
 pytestmark = pytest.mark.slow
-LAUNCHER = [sys.executable, "-m", "tests.ns_run"]
 SOURCE_STEPS = 500
 EDIT_STEPS = 80
 # the stand-in rasterizer has no absgrad (the per-pixel gradient sum of gsplat's own backward pass)
 SOURCE_SPLAT = [*SMALL_SPLATFACTO, "--pipeline.model.use-absgrad", "False"]
+
+
+def _edit(root, scene, load_dir, guidance_scene, timestamp, steps):
+    return synthetic_train_command(root, scene, "ids-edit-splat", timestamp, steps,
+                                   *splat_edit_args(scene, load_dir, guidance_scene, colour_lr=0.05))
 
 
 def _checked(command, env, timeout=600):
@@ -34,31 +38,13 @@ def _checked(command, env, timeout=600):
     return result
 
 
-def _ns_train(root, scene, method, timestamp, steps, *args):
-    common = ["--machine.device-type", "cpu", "--vis", "tensorboard", "--logging.local-writer.enable", "False",
-              "--output-dir", str(root / "out"), "--experiment-name", "scene", "--timestamp", timestamp,
-              "--max-num-iterations", str(steps)]
-    return [*LAUNCHER, "ns-train", method, *common, *args, "blender-data", "--data", str(scene), "--alpha-color", "None"]
-
-
-def _edit(root, scene, load_dir, diffusion_scene, timestamp, steps):
-    captions = read_scene_info(scene)["appearances"]
-    return _ns_train(root, scene, "ids-edit-splat", timestamp, steps,
-                     "--load-dir", str(load_dir),
-                     "--pipeline.source-prompt", captions["source"], "--pipeline.target-prompt", captions["edited"],
-                     "--pipeline.diffusion-model", f"exact:{diffusion_scene}",
-                     "--pipeline.fpr-scale", "0.1",  # as in the demo: the exact model's best lambda (docs/results.md)
-                     # splatfacto's colour rate (0.0025) is sized for thousands of steps; a short test edit needs more
-                     "--optimizers.features-dc.optimizer.lr", "0.05")
-
-
 @pytest.fixture(scope="module")
 def splat_edit(tmp_path_factory, ns_env):
     root = tmp_path_factory.mktemp("splat-cpu")
     scene = write_edit_scene(root / "scene", size=32, views=12, seed=0)
     guidance_scene = root / "scene-for-guidance"
     shutil.copytree(scene, guidance_scene)
-    _checked(_ns_train(root, scene, "splatfacto", "src", SOURCE_STEPS, *SOURCE_SPLAT), ns_env)
+    _checked(synthetic_train_command(root, scene, "splatfacto", "src", SOURCE_STEPS, *SOURCE_SPLAT), ns_env)
     source = root / "out" / "scene" / "splatfacto" / "src"
     _checked(_edit(root, scene, source / "nerfstudio_models", guidance_scene, "edit", EDIT_STEPS), ns_env)
     shutil.rmtree(guidance_scene)  # from here on, nothing may need the diffusion model
@@ -67,7 +53,7 @@ def splat_edit(tmp_path_factory, ns_env):
 
 def test_splat_edit_moves_the_ball_to_the_target_and_keeps_the_rest(splat_edit, ns_env):
     out = splat_edit["root"] / "eval"
-    _checked([*LAUNCHER, "ids-nerf", "eval", "--source", str(splat_edit["source"] / "config.yml"),
+    _checked([*NS_RUN, "ids-nerf", "eval", "--source", str(splat_edit["source"] / "config.yml"),
               "--edited", str(splat_edit["edited"] / "config.yml"), "--out", str(out),
               "--scene", str(splat_edit["scene"]), "--target-appearance", "edited"], ns_env)
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
@@ -83,12 +69,12 @@ def test_splat_edit_moves_the_ball_to_the_target_and_keeps_the_rest(splat_edit, 
 
 def test_an_edited_splat_run_opens_in_ns_eval_render_export_without_the_diffusion_model(splat_edit, ns_env, tmp_path):
     config = str(splat_edit["edited"] / "config.yml")
-    _checked([*LAUNCHER, "ns-eval", "--load-config", config, "--output-path", str(tmp_path / "eval.json")], ns_env)
+    _checked([*NS_RUN, "ns-eval", "--load-config", config, "--output-path", str(tmp_path / "eval.json")], ns_env)
     assert 10 < json.loads((tmp_path / "eval.json").read_text())["results"]["psnr"] < 100
-    _checked([*LAUNCHER, "ns-render", "dataset", "--load-config", config, "--output-path", str(tmp_path / "renders"),
+    _checked([*NS_RUN, "ns-render", "dataset", "--load-config", config, "--output-path", str(tmp_path / "renders"),
               "--split", "test", "--rendered-output-names", "rgb"], ns_env)
     assert len(list((tmp_path / "renders").rglob("*.jpg"))) == 2
-    _checked([*LAUNCHER, "ns-export", "gaussian-splat", "--load-config", config,
+    _checked([*NS_RUN, "ns-export", "gaussian-splat", "--load-config", config,
               "--output-dir", str(tmp_path / "export")], ns_env)
     assert (tmp_path / "export" / "splat.ply").stat().st_size > 0
 
@@ -108,7 +94,7 @@ def test_a_splat_edit_resumes_from_its_own_checkpoint(splat_edit, ns_env):
 
 @pytest.mark.skipif(chromium_path() is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_the_viewer_shows_an_edited_splat_run(splat_edit, ns_env, tmp_path):
-    assert_viewer_shows_the_run([*LAUNCHER, "ns-viewer"], splat_edit["edited"] / "config.yml", ns_env,
+    assert_viewer_shows_the_run([*NS_RUN, "ns-viewer"], splat_edit["edited"] / "config.yml", ns_env,
                                 tmp_path / "viewer.png")
 
 
