@@ -16,6 +16,7 @@ from typing import List, Literal, Optional
 
 import torch
 
+from ids_nerf.console import Stages, format_seconds, third_party_warnings_to
 from ids_nerf.errors import UserError
 from ids_nerf.io import check_output_free
 
@@ -29,7 +30,6 @@ REDUCED_NERFACTO = [
     "--pipeline.model.proposal-net-args-list.1.log2-hashmap-size", "15",
     "--pipeline.model.background-color", "random",
     "--steps-per-eval-batch", "0", "--steps-per-eval-image", "0", "--steps-per-eval-all-images", "0",
-    "--logging.local-writer.enable", "False",
 ]
 
 
@@ -98,39 +98,51 @@ class Demo:
                             "on this machine try --method ids-edit")
         check_output_free(self.out)
         start = time.time()
+        source_steps = self.source_steps or (1500 if splat else 600)
+        stages = Stages(4)
+        print(f"ids-nerf demo: a synthetic scene, a source {'splatfacto' if splat else 'nerfacto'} "
+              f"({source_steps} steps), a {self.method} edit ({self.edit_steps} steps) scored by "
+              f"{'the exact-score model' if self.model == 'exact' else self.model}, its evaluation. Into {self.out}/")
+        stages.start(f"scene: {self.views} views of {self.size}x{self.size} pixels")
         scene = write_edit_scene(self.out / "scene", size=self.size, views=self.views, seed=self.seed)
+        stages.done(str(scene))
         torch_home = offline_torch_home(self.out)
         env = dict(os.environ)
         if self.model == "exact":
             env.setdefault("HF_HUB_OFFLINE", "1")  # nothing to download: never wait on the network
         if torch_home is not None:
             env["TORCH_HOME"] = os.environ["TORCH_HOME"] = torch_home
-            print("No real AlexNet weights in the torch cache: nerfacto gets an untrained stand-in, LPIPS is skipped.")
+            print("      No real AlexNet weights in the torch cache: nerfacto gets an untrained stand-in, "
+                  "LPIPS is skipped.")
         captions = read_scene_info(scene)["appearances"]
         model = f"exact:{scene}" if self.model == "exact" else self.model
         spec = EditSpec(
             name="demo", scene=scene, source_prompt=captions["source"], target_prompt=captions["edited"],
             dataparser_args=["--alpha-color", "None"],
             source_method="splatfacto" if splat else "nerfacto",
-            source_args=[*device_args(), "--max-num-iterations", str(self.source_steps or (1500 if splat else 600)),
+            source_args=[*device_args(), "--max-num-iterations", str(source_steps),
                          *(SMALL_SPLATFACTO if splat else [
                              *REDUCED_NERFACTO, "--pipeline.datamanager.train-num-rays-per-batch",
                              str(self.source_rays)])],
             method=self.method,
-            edit_args=[*device_args(), "--logging.local-writer.enable", "False",
-                       "--max-num-iterations", str(self.edit_steps), "--pipeline.diffusion-model", model,
+            edit_args=[*device_args(), "--max-num-iterations", str(self.edit_steps), "--pipeline.diffusion-model", model,
                        # lambda 0.1 rather than the paper's 1 (tuned for SD latents): best with the
                        # exact-score model at CFG 7.5, in 2D and on the NeRF (docs/results*.md)
                        *(["--pipeline.fpr-scale", "0.1"] if self.model == "exact" else []),
                        *(SPLAT_EDIT_COLOUR_LR if splat else [])],
             output_dir=self.out / "runs",
         )
-        result = run_spec(spec, env)
+        # the runs' own logs keep everything; the console keeps only what a person reads
+        with third_party_warnings_to(self.out / "runs" / spec.name / "warnings.log"):
+            result = run_spec(spec, env, stages=stages)
         if result.error:
             raise UserError(result.error)
-        print((result.edit_run / "eval" / "metrics.md").read_text())
-        print(f"Demo finished in {time.time() - start:.0f} s.")
-        print(f"  source run: {result.source_run}")
-        print(f"  edited run: {result.edit_run} (metrics and grid.png in its eval/ folder)")
+        eval_dir = result.edit_run / "eval"
+        print()
+        print((eval_dir / "metrics.md").read_text())
+        print(f"Demo finished in {format_seconds(time.time() - start)}. Open:")
+        print(f"  {eval_dir / 'grid.png'}  (a row per test view: source | edited | ground-truth target | difference)")
+        print(f"  {eval_dir / 'metrics.md'}  (the table above)")
+        print(f"  logs:       {result.edit_run.parent.parent}/*.log")
         print(f"  view it:    ns-viewer --load-config {result.edit_run / 'config.yml'}")
         return result

@@ -9,6 +9,25 @@ import pytest  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Chromium's path, for the viewer checks. Missing, it skips them with the reason, except in CI
+    (CI=true), where it fails them: CI must look at the viewer on every run."""
+    from tests.browser import chromium_path
+
+    path = chromium_path()
+    if path is None:
+        reason = "Chromium is not installed: `make test` installs it (Debian package chromium)"
+        if running_in_ci():
+            pytest.fail(f"{reason}; CI=true, so the viewer check may not be skipped", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_sd_dir(tmp_path_factory):
     from ids_nerf.guidance import make_tiny_sd

@@ -22,7 +22,7 @@ from ids_nerf.errors import UserError
 from ids_nerf.evaluation.clip_metrics import load_clip
 from ids_nerf.evaluation.metrics import lpips, lpips_available, mask_iou, masked_depth_error, psnr, ssim
 from ids_nerf.guidance.exact import read_rgb_on_white
-from ids_nerf.image_editing.images import to_pil
+from ids_nerf.image_editing.images import labeled_grid
 
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"
 """The CLIP model instruct-nerf2nerf's metrics use; used only when it is in the local cache."""
@@ -90,7 +90,8 @@ def evaluate_runs(
     clip_model: str = DEFAULT_CLIP,
 ) -> EvalReport:
     """Render the test views of both runs, compute the metrics, write ``metrics.json``,
-    ``metrics.md`` and ``grid.png`` (rows: source | edited | GT target | 4x error) into ``out``."""
+    ``metrics.md`` and ``grid.png`` (a labeled figure; a row per test view: source | edited |
+    ground-truth target | 4x difference) into ``out``."""
     from ids_nerf.nerfstudio.compare import render_views
 
     for path in (source_config, edited_config):
@@ -138,7 +139,7 @@ def evaluate_runs(
             add("psnr_edited_to_source", psnr(edi["rgb"], src["rgb"]))
         reference = target if target is not None else src["rgb"]
         error = ((edi["rgb"] - reference).abs() * 4).clamp(0, 1)
-        grid_rows.append(torch.cat([src["rgb"], edi["rgb"], reference, error], dim=-1))
+        grid_rows.append([src["rgb"], edi["rgb"], reference, error])
     report.metrics = {k: _mean(v) for k, v in values.items()}
     if source_prompt and target_prompt:
         scorer, notice = load_clip(clip_model)
@@ -151,7 +152,9 @@ def evaluate_runs(
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps({"metrics": report.metrics, "notices": report.notices}, indent=2))
     (out / "metrics.md").write_text(report.markdown())
-    to_pil(torch.cat(grid_rows, dim=-2)).save(out / "grid.png")
+    reference_name = "ground-truth target" if targets[0] is not None else "source (no target)"
+    columns = ["source", "edited", reference_name, f"|edited - {reference_name.split(' (')[0]}| x4"]
+    labeled_grid(grid_rows, columns, row_labels=[f"test view {i}" for i in range(len(grid_rows))]).save(out / "grid.png")
     return report
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 from torch import Tensor
 
 from ids_nerf.errors import UserError
@@ -39,3 +39,50 @@ def to_pil(image: Tensor) -> Image.Image:
 def side_by_side(images: Sequence[Tensor]) -> Image.Image:
     """Images of equal height concatenated left to right."""
     return to_pil(torch.cat([img.detach().float().cpu().reshape(1, *img.shape[-3:]) for img in images], dim=-1))
+
+
+def labeled_grid(
+    rows: Sequence[Sequence[Tensor]],
+    columns: Sequence[str],
+    row_labels: Optional[Sequence[str]] = None,
+    captions: Optional[Sequence[Sequence[str]]] = None,
+    tile: int = 192,
+) -> Image.Image:
+    """A figure a person can read: each ``[3, H, W]`` (or ``[1, 3, H, W]``) image of ``rows`` upscaled
+    (nearest, so pixels stay visible) to ``tile`` pixels high, a header naming the ``columns``, an
+    optional label left of each row and an optional caption (e.g. its numbers) under each image."""
+    font_size = max(12, tile // 12)
+    font = _font(font_size)
+    line = font_size + 8
+    first = rows[0][0]
+    scale = tile / first.shape[-2]
+    width = round(first.shape[-1] * scale)
+    left = round(max(_text_width(font, label) for label in row_labels)) + 12 if row_labels else 0
+    caption_h = line if captions else 0
+    canvas = Image.new("RGB", (left + width * len(columns), line + (tile + caption_h) * len(rows)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for c, name in enumerate(columns):
+        draw.text((left + c * width + (width - _text_width(font, name)) / 2, 3), name, fill="black", font=font)
+    for r, images in enumerate(rows):
+        y = line + r * (tile + caption_h)
+        if row_labels:
+            draw.text((6, y + tile / 2 - line / 2), row_labels[r], fill="black", font=font)
+        for c, image in enumerate(images):
+            picture = to_pil(image).resize((width, tile), Image.Resampling.NEAREST)
+            canvas.paste(picture, (left + c * width, y))
+            if captions and captions[r][c]:
+                text = captions[r][c]
+                draw.text((left + c * width + (width - _text_width(font, text)) / 2, y + tile + 2), text,
+                          fill="black", font=font)
+    return canvas
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)  # scalable with FreeType (Pillow >= 10.1)
+    except (TypeError, OSError):
+        return ImageFont.load_default()
+
+
+def _text_width(font: ImageFont.ImageFont, text: str) -> float:
+    return font.getlength(text)

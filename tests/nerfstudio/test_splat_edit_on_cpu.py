@@ -16,7 +16,6 @@ import torch
 from ids_nerf.demo import SMALL_SPLATFACTO
 from ids_nerf.nerfstudio.checkpoints import load_checkpoint
 from ids_nerf.scenes.edit_scene import write_edit_scene
-from tests.browser import chromium_path
 from tests.nerfstudio.viewer_check import assert_viewer_shows_the_run
 from tests.nerfstudio_fixtures import NS_RUN, splat_edit_args, synthetic_train_command
 
@@ -92,8 +91,7 @@ def test_a_splat_edit_resumes_from_its_own_checkpoint(splat_edit, ns_env):
     assert not torch.equal(before["pipeline"][colours], after["pipeline"][colours])  # and the edit goes on
 
 
-@pytest.mark.skipif(chromium_path() is None, reason="Chromium is not installed (apt-get install chromium)")
-def test_the_viewer_shows_an_edited_splat_run(splat_edit, ns_env, tmp_path):
+def test_the_viewer_shows_an_edited_splat_run(chromium, splat_edit, ns_env, tmp_path):
     assert_viewer_shows_the_run([*NS_RUN, "ns-viewer"], splat_edit["edited"] / "config.yml", ns_env,
                                 tmp_path / "viewer.png")
 

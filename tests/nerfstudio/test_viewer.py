@@ -2,15 +2,11 @@
 
 import pytest
 
-from tests.browser import chromium_path
 from tests.nerfstudio.conftest import BIN
 from tests.nerfstudio.viewer_check import assert_viewer_shows_the_run
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(chromium_path() is None, reason="Chromium is not installed (apt-get install chromium)"),
-]
+pytestmark = pytest.mark.slow
 
 
-def test_viewer_shows_the_edited_scene(edit_run, ns_env, tmp_path):
+def test_viewer_shows_the_edited_scene(chromium, edit_run, ns_env, tmp_path):
     assert_viewer_shows_the_run([str(BIN / "ns-viewer")], edit_run / "config.yml", ns_env, tmp_path / "viewer.png")

@@ -1,0 +1,121 @@
+"""What the project's own commands show a person: stages with progress, and no third-party noise.
+
+Known deprecation and platform warnings of nerfstudio, torch and the libraries under them repeat for every
+command and say nothing a user can act on. ``third_party_warnings_to`` sends those (and only those) to a log
+file; every other warning, the project's own included, reaches the console as usual. Nothing is changed
+globally: the filter lives for one ``with`` block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Iterator, Optional, TextIO
+
+KNOWN_THIRD_PARTY_WARNINGS = [
+    re.compile(pattern)
+    for pattern in (
+        r"`torch\.cuda\.amp\.\w+\(args\.\.\.\)` is deprecated",  # nerfstudio's activations and trainer
+        r"torch\.cuda\.amp\.GradScaler is enabled, but CUDA is not available",
+        r"Using a non-tuple sequence for multidimensional indexing is deprecated",  # nerfstudio's cameras
+        r"`torch\.jit\.script` is deprecated",
+        r"torch\.jit\.\w+ is (not supported|deprecated)",
+        r"This DataLoader will create \d+ worker processes",
+        r"Converting a tensor with requires_grad=True to a scalar",  # nerfstudio's writer
+        r"The given NumPy array is not writable",
+        r"TypedStorage is deprecated",
+        r"Arguments other than a weight enum or `None` for 'weights' are deprecated",  # torchvision via LPIPS
+        r"The parameter 'pretrained' is deprecated",
+    )
+]
+THIRD_PARTY_FILE = re.compile(r"[\\/](site-packages|dist-packages)[\\/](?!ids_nerf[\\/])")
+"""A warning counts as third-party only when it is raised from an installed package other than ours."""
+
+
+def is_known_third_party(message: Warning | str, filename: str) -> bool:
+    text = str(message)
+    return bool(THIRD_PARTY_FILE.search(filename)) and any(p.search(text) for p in KNOWN_THIRD_PARTY_WARNINGS)
+
+
+@contextlib.contextmanager
+def third_party_warnings_to(log: Optional[Path]) -> Iterator[None]:
+    """Within the block, known third-party warnings are appended to ``log`` (dropped when None) instead
+    of being printed; all other warnings are shown as before."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not is_known_third_party(message, filename):
+            return shown(message, category, filename, lineno, file, line)
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "a") as out:
+                out.write(warnings.formatwarning(message, category, filename, lineno, line))
+        return None
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+class Stages:
+    """Numbered stages on the console, e.g. ``[2/4] source nerfacto: step 300/600 (50%), about 1 min 10 s
+    left``; ``stream`` None keeps them silent. On a terminal the progress line is redrawn in place; elsewhere (a log, CI) it is printed
+    each time another tenth of the stage is done."""
+
+    def __init__(self, total: int, stream: Optional[TextIO] = sys.stdout) -> None:
+        self.total, self.stream = total, stream
+        self.number = 0
+        self.name = ""
+        self.started = self.first_progress = time.time()
+        self.first_fraction = 0.0
+        self.printed_tenths = -1
+        self.live = stream is not None and stream.isatty()
+
+    def start(self, name: str) -> None:
+        self.number += 1
+        self.name = name
+        self.started = time.time()
+        self.first_progress, self.first_fraction = 0.0, 0.0
+        self.printed_tenths = -1
+        self._emit(f"[{self.number}/{self.total}] {name} ...", final=not self.live)
+
+    def progress(self, step: int, steps: int) -> None:
+        fraction = min(1.0, step / max(1, steps))
+        now = time.time()
+        if not self.first_progress:  # the rate is measured from the first step seen: start-up excluded
+            self.first_progress, self.first_fraction = now, fraction
+        text = f"[{self.number}/{self.total}] {self.name}: step {step}/{steps} ({fraction:.0%})"
+        if fraction > self.first_fraction and now > self.first_progress:
+            rate = (now - self.first_progress) / (fraction - self.first_fraction)
+            text += f", about {format_seconds(rate * (1 - fraction))} left"
+        tenths = int(fraction * 10)
+        if self.live:
+            self._emit(text, final=False)
+        elif tenths > self.printed_tenths:
+            self.printed_tenths = tenths
+            self._emit(text, final=True)
+
+    def done(self, detail: str = "") -> None:
+        took = format_seconds(time.time() - self.started)
+        self._emit(f"[{self.number}/{self.total}] {self.name}: done in {took}" + (f" ({detail})" if detail else ""),
+                   final=True)
+
+    def _emit(self, text: str, final: bool) -> None:
+        if self.stream is None:
+            return
+        if self.live:
+            self.stream.write("\r\x1b[2K" + text + ("\n" if final else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()

@@ -1,0 +1,26 @@
+import numpy as np
+import torch
+
+from ids_nerf.image_editing.images import labeled_grid
+
+
+def test_labeled_grid_upscales_each_image_under_a_header_of_column_names():
+    red = torch.zeros(3, 8, 8)
+    red[0] = 1
+    blue = torch.zeros(3, 8, 8)
+    blue[2] = 1
+    grid = labeled_grid([[red, blue], [blue, red]], ["source", "edited"], row_labels=["a", "b"],
+                        captions=[["1.0 dB", ""], ["", "2.0 dB"]], tile=64)
+    pixels = np.asarray(grid)
+    height, width, _ = pixels.shape
+    assert width > 2 * 64 and height > 2 * 64  # two 64-pixel tiles a row, plus labels and captions
+    header = pixels[:10]
+    assert (header < 100).any(), "column names are drawn in black in the header"
+    # find the first tile: the top-left pure-red block, 64x64 pixels
+    red_mask = (pixels[..., 0] == 255) & (pixels[..., 1] == 0) & (pixels[..., 2] == 0)
+    ys, xs = np.nonzero(red_mask)
+    top, left = ys.min(), xs.min()
+    assert red_mask[top : top + 64, left : left + 64].all()
+    blue_tile = pixels[top : top + 64, left + 64 : left + 128]
+    assert (blue_tile == [0, 0, 255]).all()
+    assert red_mask.sum() == 2 * 64 * 64
