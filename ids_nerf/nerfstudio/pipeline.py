@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Literal, Mapping, Optional, Tuple, Type
+from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,7 @@ from ids_nerf.core import distillation_loss, ids_step
 from ids_nerf.errors import UserError
 from ids_nerf.guidance import DEFAULT_MODEL, StableDiffusionGuidance, load_guidance
 from ids_nerf.nerfstudio.rendering import camera_rays, render_with_backprop
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfstudio.model_components.losses import interlevel_loss
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 from nerfstudio.utils import writer
@@ -71,6 +72,10 @@ class IDSEditPipelineConfig(VanillaPipelineConfig):
     (the paper's choice: the edit is compared with what the NeRF shows) or the dataset's images."""
     source_latents_device: Literal["cpu", "model"] = "model"
     """Keep the stored source latents on the CPU or on the model's device (64 KB per view for SD)."""
+    train_appearance_embedding: bool = False
+    """Let the edit train nerfacto's per-view appearance embeddings. Off: they stay the source's. Eval
+    renders, the viewer and ns-render use their mean, not a view's own, so an edit absorbed per view
+    would not show there (measured in docs/results-nerf.md)."""
     proposal_loss_mult: float = 1.0
     """Weight of nerfacto's proposal (interlevel) loss during the edit, so its proposal networks
     keep following the density that the edit changes."""
@@ -187,11 +192,29 @@ class IDSEditPipeline(VanillaPipeline):
         super().load_pipeline(state, step)
 
     def get_param_groups(self):
-        """Field and proposal networks only: camera poses stay as the source run refined them."""
+        """Field and proposal networks only: camera poses stay as the source run refined them, and
+        nerfacto's per-view appearance embeddings stay the source's (``train_appearance_embedding``)."""
         groups = super().get_param_groups()
         for param in groups.pop("camera_opt", []):
             param.requires_grad_(False)
+        embedding = getattr(getattr(self.model, "field", None), "embedding_appearance", None)
+        if embedding is not None and not self.config.train_appearance_embedding:
+            frozen = {id(p) for p in embedding.parameters()}
+            for param in embedding.parameters():
+                param.requires_grad_(False)
+            groups = {name: [p for p in params if id(p) not in frozen] for name, params in groups.items()}
         return groups
+
+    def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        """The model's own callbacks, on the source's step counter continued (source step + 1 + edit step).
+
+        Schedules that warm up over a training (nerfacto's proposal-weight annealing and proposal update
+        interval) must stay where the source ended, as when the stored source renders were made; on the
+        edit's own counter they would restart from step 0 (uniform sampling along each ray).
+        """
+        offset = int(self.source_model_step) + 1
+        callbacks = self.datamanager.get_training_callbacks(attributes)
+        return callbacks + [_on_source_counter(c, offset) for c in self.model.get_training_callbacks(attributes)]
 
     # ---- the edit step -----------------------------------------------------------------------
     def view_for_step(self, step: int) -> int:
@@ -280,6 +303,11 @@ class IDSEditPipeline(VanillaPipeline):
             target = self.guidance.decode(z0_trg).cpu()
             strip = torch.cat([source, current, target], dim=-1)[0].permute(1, 2, 0)
         writer.put_image(name="ids/source|render|target_estimate", image=strip, step=step)
+
+
+def _on_source_counter(callback: TrainingCallback, offset: int) -> TrainingCallback:
+    """``callback`` run as if the step were ``offset + step``, its own interval rules included."""
+    return TrainingCallback(callback.where_to_run, lambda step: callback.run_callback(offset + step))
 
 
 class _StepClock:

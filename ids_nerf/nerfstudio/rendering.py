@@ -34,8 +34,27 @@ def camera_rays(cameras: Cameras, index: int, device: torch.device | str) -> Ray
     return bundle
 
 
-def _chunks(flat: RayBundle, chunk_size: int, seed: int) -> Iterator[Tuple[slice, RayBundle]]:
+class _ProposalSchedule:
+    """nerfacto's proposal sampler decides at each forward pass whether the proposal networks get a
+    gradient (every few steps, by its update schedule) and resets its counter when they do. An edit step
+    is many forward passes (chunks, and two passes over the view): each must see the decision that one
+    training forward would see, and the counter is reset once. ``rewind`` restores the counter as it was
+    when the step began; the grad pass's last chunk leaves it as one training forward would."""
+
+    def __init__(self, model: Model) -> None:
+        self.sampler = getattr(model, "proposal_sampler", None)
+        self.count = getattr(self.sampler, "_steps_since_update", None)
+
+    def rewind(self) -> None:
+        if self.count is not None:
+            self.sampler._steps_since_update = self.count
+
+
+def _chunks(flat: RayBundle, chunk_size: int, seed: int, schedule: Optional[_ProposalSchedule] = None
+            ) -> Iterator[Tuple[slice, RayBundle]]:
     for number, start in enumerate(range(0, len(flat), chunk_size)):
+        if schedule is not None:
+            schedule.rewind()
         rows = slice(start, start + chunk_size)
         devices = [flat.origins.device] if flat.origins.is_cuda else []
         with torch.random.fork_rng(devices=devices):
@@ -48,9 +67,11 @@ def render_rgb(model: Model, bundle: RayBundle, chunk_size: int, seed: int) -> F
     height, width = bundle.shape
     flat = bundle.flatten()
     parts = []
+    schedule = _ProposalSchedule(model)
     with torch.no_grad():
-        for _, chunk in _chunks(flat, chunk_size, seed):
+        for _, chunk in _chunks(flat, chunk_size, seed, schedule):
             parts.append(model(chunk)["rgb"])
+    schedule.rewind()  # a render without grad is not a training forward
     return torch.cat(parts).reshape(height, width, 3)
 
 
@@ -96,7 +117,7 @@ def backprop_rgb(
     flat = bundle.flatten()
     grad_flat = grad_rgb.reshape(-1, 3)
     total = grad_rgb.new_zeros(())
-    for rows, chunk in _chunks(flat, chunk_size, seed):
+    for rows, chunk in _chunks(flat, chunk_size, seed, _ProposalSchedule(model)):
         with torch.enable_grad():
             outputs = model(chunk)
             surrogate = (outputs["rgb"] * grad_flat[rows]).sum()
