@@ -101,7 +101,7 @@ class Demo:
         source_steps = self.source_steps or (1500 if splat else 600)
         stages = Stages(4)
         print(f"ids-nerf demo: a synthetic scene, a source {'splatfacto' if splat else 'nerfacto'} "
-              f"({source_steps} steps), a {self.method} edit ({self.edit_steps} steps) scored by "
+              f"({source_steps} steps), an {self.method} edit ({self.edit_steps} steps) scored by "
               f"{'the exact-score model' if self.model == 'exact' else self.model}, its evaluation. Into {self.out}/")
         stages.start(f"scene: {self.views} views of {self.size}x{self.size} pixels")
         scene = write_edit_scene(self.out / "scene", size=self.size, views=self.views, seed=self.seed)

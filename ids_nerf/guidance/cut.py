@@ -42,6 +42,11 @@ def _tokens_to_map(tokens: Tensor, latent_hw: Sequence[int]) -> Tensor:
     return tokens.transpose(1, 2).reshape(batch, channels, h, w)
 
 
+NEGATIVE_SELF_LOGIT = -10.0
+"""The official loss fills a patch's own slot among its negatives with this similarity (far below any
+cosine), keeping the positive in a column of its own."""
+
+
 def patch_nce_loss(
     feat_trg: Tensor,
     feat_src: Tensor,
@@ -50,28 +55,33 @@ def patch_nce_loss(
     tau: float = 0.07,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """PatchNCE between two ``[B, C, h, w]`` feature maps, averaged over patch sizes.
+    """PatchNCE between two ``[B, C, h, w]`` feature maps, summed over patch sizes (as CDS's official code).
 
-    Features are average-pooled over ``p x p`` patches, the same random locations are taken in
-    both maps, and each target patch must pick its own source patch among them (cross-entropy).
+    Features are average-pooled over ``p x p`` patches and normalised, the same random locations are
+    taken in both maps, and each *source* patch (the anchor, detached) must pick the target patch at its
+    own location among all sampled target patches: cross-entropy over ``[s_ii, s_ij (j != i)] / tau``,
+    ``s`` the cosine similarity, averaged over patches.
     """
-    losses = []
+    total = feat_trg.new_zeros((), dtype=torch.float32)
     for p in patch_sizes:
         trg = F.avg_pool2d(feat_trg, p) if p > 1 else feat_trg
         src = F.avg_pool2d(feat_src, p) if p > 1 else feat_src
-        trg, src = trg.flatten(2).transpose(1, 2), src.flatten(2).transpose(1, 2)  # [B, L, C]
+        trg = F.normalize(trg.float(), dim=1).flatten(2).transpose(1, 2)  # [B, L, C]
+        src = F.normalize(src.float().detach(), dim=1).flatten(2).transpose(1, 2)
         count = min(num_patches, trg.shape[1])
         index = torch.randperm(trg.shape[1], generator=generator)[:count].to(trg.device)
-        q = F.normalize(trg[:, index].float(), dim=-1)
-        k = F.normalize(src[:, index].float().detach(), dim=-1)
-        logits = q @ k.transpose(1, 2) / tau  # [B, L, L]; the diagonal holds the positives
-        labels = torch.arange(count, device=trg.device).expand(trg.shape[0], -1)
-        losses.append(F.cross_entropy(logits.flatten(0, 1), labels.flatten()))
-    return torch.stack(losses).mean()
+        similarity = src[:, index] @ trg[:, index].transpose(1, 2)  # [B, L, L]: row i anchors source patch i
+        own = torch.eye(count, dtype=torch.bool, device=trg.device)
+        positives = similarity.diagonal(dim1=1, dim2=2)[..., None]
+        negatives = similarity.masked_fill(own, NEGATIVE_SELF_LOGIT)
+        logits = torch.cat([positives, negatives], dim=-1).flatten(0, 1) / tau
+        total = total + F.cross_entropy(logits, logits.new_zeros(logits.shape[0], dtype=torch.long))
+    return total
 
 
 def cut_loss(guidance, z_src: Tensor, z_trg: Tensor, cond_src, cond_trg, t, noise, **nce_kwargs) -> Tensor:
-    """CUT loss of the target latent, differentiable in ``z_trg`` through the UNet.
+    """CUT loss of the target latent, differentiable in ``z_trg`` through the UNet: PatchNCE summed
+    over the up blocks' self-attention layers (9 in SD 1.x) and patch sizes.
 
     Both latents are noised with the same ``noise`` and ``t`` (as in DDS); one conditional UNet pass
     over the pair yields the features.
@@ -86,4 +96,4 @@ def cut_loss(guidance, z_src: Tensor, z_trg: Tensor, cond_src, cond_trg, t, nois
         fmap = _tokens_to_map(tokens, z_trg.shape[-2:])
         feat_src, feat_trg = fmap.chunk(2)
         losses.append(patch_nce_loss(feat_trg, feat_src, **nce_kwargs))
-    return torch.stack(losses).mean().to(z_trg.device)
+    return torch.stack(losses).sum().to(z_trg.device)  # summed over layers, as the official code
