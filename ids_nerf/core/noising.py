@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
 
 
 def sd_alphas_cumprod(dtype: torch.dtype = torch.float64) -> Tensor:
@@ -58,12 +59,12 @@ def classifier_free_guidance(eps_uncond: Tensor, eps_cond: Tensor, scale: float)
 
 def sample_timesteps(
     batch_size: int,
-    min_step: int = 50,
-    max_step: int = 950,
+    min_step: int = MIN_STEP,
+    max_step: int = MAX_STEP,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
 ) -> Tensor:
-    """Timesteps drawn uniformly from ``[min_step, max_step)`` (the official range: 50 to 949 of 1000)."""
+    """Timesteps drawn uniformly from ``[min_step, max_step)`` (official: ``randint(50, 949)``, 50 to 948 of 1000)."""
     if not 0 <= min_step < max_step:
         raise ValueError(f"need 0 <= min_step < max_step, got {min_step} and {max_step}")
     t = torch.randint(min_step, max_step, (batch_size,), generator=generator)

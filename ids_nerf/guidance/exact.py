@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
 from ids_nerf.core import alpha_bar, classifier_free_guidance, sample_timesteps, sd_alphas_cumprod
 from ids_nerf.errors import UserError
 
@@ -76,8 +77,8 @@ class ExactScoreGuidance:
         codec: PixelCodec,
         native_size: int,
         guidance_scale: float = 7.5,
-        min_step: int = 50,
-        max_step: int = 950,
+        min_step: int = MIN_STEP,
+        max_step: int = MAX_STEP,
         device: str | torch.device = "cpu",
         aliases: Optional[Dict[str, str]] = None,
     ) -> None:
@@ -149,8 +150,8 @@ def load_exact_score(
     spec: str,
     device: str | torch.device = "cpu",
     guidance_scale: float = 7.5,
-    min_step: int = 50,
-    max_step: int = 950,
+    min_step: int = MIN_STEP,
+    max_step: int = MAX_STEP,
     factor: int = 1,
 ) -> ExactScoreGuidance:
     """Build the model from ``exact:SCENE`` (a folder written by ``ids-nerf make-scene``):

@@ -8,6 +8,7 @@ from typing import Literal
 
 import torch
 
+from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
 from ids_nerf.errors import ModelUnavailableError
 from ids_nerf.guidance.stable_diffusion import StableDiffusionGuidance
 
@@ -69,8 +70,8 @@ def load_stable_diffusion(
     precision: Precision = "fp32",
     device: str | torch.device = "cpu",
     guidance_scale: float = 7.5,
-    min_step: int = 50,
-    max_step: int = 950,
+    min_step: int = MIN_STEP,
+    max_step: int = MAX_STEP,
 ) -> StableDiffusionGuidance:
     """Load a diffusers Stable Diffusion checkpoint (hub id or local folder) as a frozen score model.
 
@@ -128,8 +129,8 @@ def load_guidance(
     precision: Precision = "fp32",
     device: str | torch.device = "cpu",
     guidance_scale: float = 7.5,
-    min_step: int = 50,
-    max_step: int = 950,
+    min_step: int = MIN_STEP,
+    max_step: int = MAX_STEP,
 ):
     """The score model named by ``model``: ``exact:SCENE`` for the exact-score verification model
     (see :mod:`ids_nerf.guidance.exact`), otherwise a Stable Diffusion hub id or folder."""

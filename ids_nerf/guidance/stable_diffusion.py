@@ -12,6 +12,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
 from ids_nerf.core import classifier_free_guidance, sample_timesteps
 
 
@@ -21,7 +22,7 @@ class StableDiffusionGuidance:
     Args:
         unet, vae, text_encoder, tokenizer, scheduler: diffusers / transformers parts of one checkpoint.
         guidance_scale: CFG scale ``s`` in ``eps_u + s (eps_c - eps_u)`` (official: 7.5).
-        min_step, max_step: timesteps are drawn from ``[min_step, max_step)`` (official: 50, 950).
+        min_step, max_step: timesteps are drawn from ``[min_step, max_step)`` (official: 50, 949, so t in [50, 948]).
     """
 
     def __init__(
@@ -32,8 +33,8 @@ class StableDiffusionGuidance:
         tokenizer,
         scheduler,
         guidance_scale: float = 7.5,
-        min_step: int = 50,
-        max_step: int = 950,
+        min_step: int = MIN_STEP,
+        max_step: int = MAX_STEP,
     ) -> None:
         for module in (unet, vae, text_encoder):
             module.eval().requires_grad_(False)

@@ -11,6 +11,7 @@ from typing import Optional
 import torch
 from tqdm.auto import tqdm
 
+from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
 from ids_nerf.core import dds_step, distillation_loss, ids_step
 from ids_nerf.errors import UserError
 from ids_nerf.guidance import DEFAULT_MODEL, load_stable_diffusion
@@ -54,10 +55,10 @@ class EditImageConfig:
     """The loss is loss_scale * sum(z_trg * direction) / (h * w), h x w the latent size (official: 2000)."""
     cut_weight: float = 3.0
     """Weight of the CUT loss for --method cds (CDS default: 3.0)."""
-    min_step: int = 50
+    min_step: int = MIN_STEP
     """Smallest timestep drawn, inclusive (official: 50 of 1000)."""
-    max_step: int = 950
-    """Largest timestep drawn, exclusive (official: 950)."""
+    max_step: int = MAX_STEP
+    """Timesteps are drawn below this, exclusive (official: randint(50, 949), so t in [50, 948])."""
     save_every: int = 50
     """Write an intermediate image every this many steps (0: never)."""
     precision: str = "auto"

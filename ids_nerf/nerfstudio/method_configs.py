@@ -1,7 +1,7 @@
 """The methods ids-nerf registers with nerfstudio (entry-point group ``nerfstudio.method_configs``).
 
 Defaults and their reasons:
-- FPR N = 3, lambda = 1, CFG 7.5, t in [50, 950): the paper's official code.
+- FPR N = 3, lambda = 1, CFG 7.5, t in [50, 948] (randint(50, 949)): the paper's official code.
 - Learning rates: nerfacto's own (Adam 1e-2 for fields and proposal networks), decayed to 1e-4 over
   the edit, so an edit moves the field at the speed it was trained.
 - 3000 steps: an estimate for a 15-minute edit on one H100 (about 0.3 s per 512x512 step), not yet

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
 from ids_nerf.core import distillation_loss, ids_step
 from ids_nerf.errors import UserError
 from ids_nerf.guidance import DEFAULT_MODEL, StableDiffusionGuidance, load_guidance
@@ -52,10 +53,10 @@ class IDSEditPipelineConfig(VanillaPipelineConfig):
     Jacobian-free variant (one forward pass per FPR step, no backward); see docs/results.md."""
     guidance_scale: float = 7.5
     """CFG scale s in eps_u + s (eps_c - eps_u), inside FPR and in the final score (official: 7.5)."""
-    min_step: int = 50
+    min_step: int = MIN_STEP
     """Smallest timestep drawn, inclusive, of 1000 (official: 50)."""
-    max_step: int = 950
-    """Largest timestep drawn, exclusive (official: 950)."""
+    max_step: int = MAX_STEP
+    """Timesteps are drawn below this, exclusive (official: randint(50, 949), so t in [50, 948])."""
     loss_scale: float = 2000.0
     """The loss is loss_scale * sum(z * direction) / (h * w), h x w the latent size (official: 2000)."""
     diffusion_size: Optional[int] = None
