@@ -11,6 +11,7 @@ What it changes, and why:
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -74,9 +75,12 @@ class IDSEditTrainer(Trainer):
         self._checkpoint_path = latest_checkpoint(self.config.load_dir, self.config.load_step)
         validate_edit_config(self.config.pipeline)
         source_config = self._checkpoint_path.parent.parent / "config.yml"
-        if not (self.config.use_source_model_config and source_config.is_file()):
+        if not source_config.is_file():
             return
         source = yaml.load(source_config.read_text(), Loader=yaml.Loader)
+        check_same_dataparser(source, self.config, source_config)
+        if not self.config.use_source_model_config:
+            return
         model = getattr(getattr(source, "pipeline", None), "model", None)
         expected = type(self.config.pipeline.model)
         if not isinstance(model, expected):
@@ -122,6 +126,7 @@ class IDSEditTrainer(Trainer):
         CONSOLE.print(f"Loaded the source model from {self._checkpoint_path} (its step {state['step']}); the edit starts at step 0")
 
     def _begin_edit(self) -> None:
+        check_same_poses(self.pipeline, self._checkpoint_path.parent.parent / "dataparser_transforms.json")
         self.pipeline.load_diffusion()
         if self._resumed:
             # the loop runs max_num_iterations steps from _start_step: keep the total as asked
@@ -145,6 +150,54 @@ class IDSEditTrainer(Trainer):
             self.optimizers.scheduler_step_all(step)
         loss = sum(loss_dict.values(), torch.zeros((), device=self.device))
         return loss, loss_dict, metrics_dict
+
+
+DATAPARSER_FIELDS_ANY = {"_target", "data"}
+"""Dataparser settings an edit may change: the folder may have moved (its poses are checked instead)."""
+
+
+def check_same_dataparser(source: TrainerConfig, edit: TrainerConfig, source_config: Path) -> None:
+    """The edit must read the data as its source run did: the same dataparser with the same settings
+    (scale, orientation, centring, downscale, ...), or the poses and images would not be the source's."""
+    theirs = getattr(getattr(getattr(source, "pipeline", None), "datamanager", None), "dataparser", None)
+    ours = edit.pipeline.datamanager.dataparser
+    if theirs is None:
+        return
+    if type(theirs) is not type(ours):
+        raise UserError(
+            f"the source run ({source_config}) read its data with {type(theirs).__name__}, this edit with "
+            f"{type(ours).__name__}; pass the source run's dataparser subcommand and settings (see its config.yml)"
+        )
+    differing = [
+        f"{name} {getattr(ours, name)!r} (source: {getattr(theirs, name)!r})"
+        for name in vars(theirs)
+        if name not in DATAPARSER_FIELDS_ANY and hasattr(ours, name) and getattr(ours, name) != getattr(theirs, name)
+    ]
+    if Path(ours.data).resolve() != Path(theirs.data).resolve():
+        CONSOLE.print(f"[bold yellow]Note: the source run read its data from '{theirs.data}', this edit from "
+                      f"'{ours.data}'; their camera poses are compared before the edit starts.")
+    if differing:
+        raise UserError(
+            f"this edit reads the data with other dataparser settings than its source run: {'; '.join(differing)}; "
+            f"pass the source run's settings (see {source_config})"
+        )
+
+
+def check_same_poses(pipeline, source_transforms: Path, atol: float = 1e-5) -> None:
+    """The dataparser's world transform and scale must be the source run's (``dataparser_transforms.json``):
+    the same settings on other data (another scene, changed images) give other poses."""
+    if not source_transforms.is_file():
+        return
+    saved = json.loads(source_transforms.read_text())
+    outputs = pipeline.datamanager.train_dataparser_outputs
+    transform = outputs.dataparser_transform.detach().cpu().double()
+    if not (torch.allclose(transform, torch.tensor(saved["transform"], dtype=torch.float64), atol=atol)
+            and abs(float(outputs.dataparser_scale) - float(saved["scale"])) <= atol):
+        data = pipeline.config.datamanager.dataparser.data
+        raise UserError(
+            f"the data at '{data}' gives other camera poses than the source run's ({source_transforms}); "
+            "pass the --data the source run was trained on"
+        )
 
 
 def _state_mismatch(expected: dict, loaded: dict) -> str:

@@ -80,3 +80,41 @@ def test_source_nerfacto_run_loads_under_torch_weights_only(source_run, ns_env, 
     checked(run([str(BIN / "ns-eval"), "--load-config", str(source_run / "config.yml"),
                  "--output-path", str(tmp_path / "eval.json")], ns_env))
     assert (tmp_path / "eval.json").is_file()
+
+
+def test_other_dataparser_settings_than_the_source_are_refused(workspace, ns_env, tiny_sd_dir, source_run):
+    command = edit_command(workspace, timestamp="bad-scale", model=tiny_sd_dir, load_dir=source_run / "nerfstudio_models")
+    command += ["--scale-factor", "2.0"]  # after blender-data's --data: a dataparser setting
+    _assert_refused(run(command, ns_env), workspace, "bad-scale", "scale_factor 2.0 (source: 1.0)")
+
+
+def test_another_dataparser_than_the_source_is_refused(workspace, ns_env, tiny_sd_dir, source_run):
+    command = edit_command(workspace, timestamp="bad-parser", model=tiny_sd_dir, load_dir=source_run / "nerfstudio_models")
+    at = command.index("blender-data")
+    command[at:] = ["nerfstudio-data", "--data", str(workspace / "scene")]
+    _assert_refused(run(command, ns_env), workspace, "bad-parser", "read its data with BlenderDataParserConfig")
+
+
+
+def test_other_poses_than_the_sources_are_refused(tmp_path):
+    """The same settings on other data: the dataparser's transform differs from dataparser_transforms.json."""
+    import json
+    from types import SimpleNamespace
+
+    from ids_nerf.errors import UserError
+    from ids_nerf.nerfstudio.trainer import check_same_poses
+
+    saved = tmp_path / "dataparser_transforms.json"
+    saved.write_text(json.dumps({"transform": torch.eye(4)[:3].tolist(), "scale": 0.5}))
+
+    def pipeline(transform, scale):
+        outputs = SimpleNamespace(dataparser_transform=transform, dataparser_scale=scale)
+        return SimpleNamespace(datamanager=SimpleNamespace(train_dataparser_outputs=outputs),
+                               config=SimpleNamespace(datamanager=SimpleNamespace(dataparser=SimpleNamespace(data="d"))))
+
+    check_same_poses(pipeline(torch.eye(4)[:3], 0.5), saved)  # the source's: accepted
+    moved = torch.eye(4)[:3].clone()
+    moved[0, 3] = 0.1
+    for other in (pipeline(moved, 0.5), pipeline(torch.eye(4)[:3], 0.25)):
+        with pytest.raises(UserError, match="gives other camera poses than the source run's"):
+            check_same_poses(other, saved)
