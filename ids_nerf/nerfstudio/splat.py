@@ -2,8 +2,8 @@
 
 Rasterization is cheap and its memory small, so a view is rendered once with grad (no deferred
 backpropagation). splatfacto runs its schedules (render resolution, SH degree, densification) on its
-own step counter; the edit continues that counter from the source's last step, so the edit starts at
-full resolution and full SH degree, and densification stays off unless asked for.
+own step counter; the edit renders at the step a loaded splatfacto has (full resolution and SH degree,
+as ns-viewer and ns-render show it), and densification stays off unless asked for.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ class IDSSplatEditPipelineConfig(IDSEditPipelineConfig):
 
     _target: Type = field(default_factory=lambda: IDSSplatEditPipeline)
     densify: bool = False
-    """Let splatfacto split, duplicate and prune Gaussians during the edit. Off by default: the
-    source's Gaussians keep the scene's geometry, and new ones would be free to drift from it."""
+    """Let splatfacto split, duplicate and prune Gaussians during the edit, on its schedule as from the
+    end of its warm-up (every 100 steps; its opacity reset would come at edit step 2500). Off by default:
+    the source's Gaussians keep the scene's geometry, and new ones would be free to drift from it."""
 
 
 @contextlib.contextmanager
@@ -65,17 +66,30 @@ class IDSSplatEditPipeline(IDSEditPipeline):
         return image, backprop
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes):
-        model, offset = self.model, int(self.source_model_step) + 1
+        """splatfacto's schedules, fixed where a loaded model renders.
+
+        Loading a checkpoint sets splatfacto's step to 30,000 (full resolution, full SH degree), whatever
+        the source's training length: so ns-viewer, ns-render and ns-eval render, and so were the stored
+        source renders made. The edit keeps that step for every render, so the edit's renders and the
+        stored ones agree even for a source shorter than the resolution and SH warm-ups. Densification
+        (``--pipeline.densify``) runs on its own counter, starting where splatfacto's refinement starts
+        (its warm-up length), so that it splits and prunes from the first hundred edit steps on.
+        """
+        model, render_step = self.model, int(self.model.step)
 
         def before(step: int) -> None:
-            model.step_cb(attributes.optimizers, offset + step)
+            model.step_cb(attributes.optimizers, render_step)
 
-        def after(step: int) -> None:
-            model.step_post_backward(offset + step)
+        def densify(step: int) -> None:
+            # splatfacto's own step_post_backward requires its render step; call gsplat's strategy directly
+            model.strategy.step_post_backward(
+                params=model.gauss_params, optimizers=model.optimizers, state=model.strategy_state,
+                step=model.config.warmup_length + step, info=model.info, packed=False,
+            )
 
         callbacks = [TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], before)]
         if self.config.densify:
-            callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], after))
+            callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], densify))
         return callbacks
 
 

@@ -39,7 +39,7 @@ def splat_checkpoint(workspace, ns_env, tmp_path_factory):
     return folder
 
 
-def _trainer(workspace, tiny_sd_dir, load_dir, tmp_path):
+def _trainer(workspace, tiny_sd_dir, load_dir, tmp_path, densify=False):
     from nerfstudio.plugins.registry import discover_methods
 
     config = copy.deepcopy(discover_methods()[0]["ids-edit-splat"])
@@ -52,6 +52,7 @@ def _trainer(workspace, tiny_sd_dir, load_dir, tmp_path):
     config.pipeline.source_prompt, config.pipeline.target_prompt = "a red ball", "a blue ball"
     config.pipeline.diffusion_model = str(tiny_sd_dir)
     config.pipeline.source_latents_from = "dataset"
+    config.pipeline.densify = densify
     config.set_timestamp()
     config.save_config()
     trainer = config.setup(local_rank=0, world_size=1)
@@ -72,12 +73,35 @@ def test_splat_edit_loads_the_gaussians_and_optimizes_them(workspace, ns_env, ti
     assert int(trainer.pipeline.source_model_step) == SOURCE_STEP
     assert trainer.pipeline.source_latents.shape == (6, 4, 16, 16)
     assert torch.equal(torch.as_tensor(model.background_color).float(), torch.ones(3))  # edit renders on white
-    # splatfacto's schedules continue from the source's step; densification stays off by default
+    # every edit render at the step a loaded splatfacto renders at (as the stored source renders, the
+    # viewer and ns-render): full resolution and SH degree, though the source stopped before its warm-ups
+    loaded_step = model.step
+    assert model._get_downscale_factor() == 1 and loaded_step // model.config.sh_degree_interval >= model.config.sh_degree
     before = [c for c in trainer.callbacks if TrainingCallbackLocation.BEFORE_TRAIN_ITERATION in c.where_to_run]
     after = [c for c in trainer.callbacks if TrainingCallbackLocation.AFTER_TRAIN_ITERATION in c.where_to_run]
-    before[0].run_callback_at_location(7, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
-    assert model.step == SOURCE_STEP + 1 + 7
-    assert after == []
+    for step in (0, 7, 2500):
+        before[0].run_callback_at_location(step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+        assert model.step == loaded_step and model._get_downscale_factor() == 1
+    assert after == []  # densification stays off by default
+
+
+def test_splat_densify_runs_splatfactos_refinement_from_the_first_edit_steps(
+    workspace, ns_env, tiny_sd_dir, splat_checkpoint, tmp_path, monkeypatch
+):
+    trainer = _trainer(workspace, tiny_sd_dir, splat_checkpoint, tmp_path, densify=True)
+    model = trainer.pipeline.model
+    seen = []
+    monkeypatch.setattr(model.strategy, "step_post_backward", lambda **kwargs: seen.append(kwargs["step"]))
+    monkeypatch.setattr(model, "info", {}, raising=False)  # a render's; none happens here
+    for step in (0, 100):
+        for callback in trainer.callbacks:  # as the trainer does: before the step, then after it
+            callback.run_callback_at_location(step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+            callback.run_callback_at_location(step, TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+    strategy = model.strategy
+    assert seen == [strategy.refine_start_iter, strategy.refine_start_iter + 100]
+    # edit step 100 is a refinement step of gsplat's schedule, inside its window
+    refine = seen[1]
+    assert strategy.refine_start_iter < refine < strategy.refine_stop_iter and refine % strategy.refine_every == 0
 
 
 def test_splat_edit_refuses_a_nerfacto_checkpoint(workspace, ns_env, tiny_sd_dir, source_run, tmp_path):
