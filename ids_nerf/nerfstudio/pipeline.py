@@ -101,6 +101,24 @@ def validate_edit_config(config: IDSEditPipelineConfig) -> None:
         raise UserError("need 0 <= --pipeline.min-step < --pipeline.max-step <= 1000")
 
 
+SOURCE_PSNR_WARNING_DB = 18.0
+"""Below this mean PSNR of the source's renders of its training views against the training images, the
+source shows too little of its scene for an edit to keep (a hazy Blender-format source: about 10 dB;
+the demo's: above 23 dB)."""
+
+
+def source_fidelity_warning(mean_psnr_db: float) -> Optional[str]:
+    """One line for a source whose renders are far from its training images, else None."""
+    if mean_psnr_db >= SOURCE_PSNR_WARNING_DB:
+        return None
+    return (
+        f"the source's renders of its training views are far from the training images (mean PSNR "
+        f"{mean_psnr_db:.1f} dB < {SOURCE_PSNR_WARNING_DB:.0f} dB); an edit keeps only what the source shows. "
+        "Train longer, or, for a Blender-format scene, train with --pipeline.model.background-color random "
+        "and blender-data --alpha-color None (docs/usage.md)"
+    )
+
+
 def fit_short_side(height: int, width: int, short_side: int, multiple: int) -> Tuple[int, int]:
     """Size with the short side ``short_side`` and the aspect ratio kept, both sides rounded to a
     multiple of ``multiple`` (the UNet's downsampling times the VAE factor)."""
@@ -144,23 +162,36 @@ class IDSEditPipeline(VanillaPipeline):
         return fit_short_side(height, width, self.config.diffusion_size or g.native_size, g.size_multiple)
 
     def encode_views(self) -> None:
-        """Store the latent of every training view (the paper's stored source renders)."""
+        """Store the latent of every training view (the paper's stored source renders); warn when the
+        source's renders are far from the training images (:data:`SOURCE_PSNR_WARNING_DB`)."""
         cameras = self.datamanager.train_dataset.cameras
-        latents = []
+        latents, psnrs = [], []
         with torch.no_grad():
             for index in range(len(cameras)):
-                latents.append(self.encode(self.source_image(index)).cpu())
+                image = self.source_image(index)
+                latents.append(self.encode(image).cpu())
+                if self.config.source_latents_from == "render":
+                    error = F.mse_loss(image, self.dataset_image(index)).clamp_min(1e-10)
+                    psnrs.append(float(-10 * torch.log10(error)))
         target = "cpu" if self.config.source_latents_device == "cpu" else self.device
         self.source_latents = torch.cat(latents).to(target)
         CONSOLE.print(f"Stored {len(latents)} source latents of shape {tuple(latents[0].shape[1:])} ({self.config.source_latents_from})")
+        warning = source_fidelity_warning(sum(psnrs) / len(psnrs)) if psnrs else None
+        if warning:
+            CONSOLE.print(f"[bold yellow]Warning: {warning}", soft_wrap=True)  # one line, however wide
+
+    def dataset_image(self, index: int) -> Tensor:
+        """``[1, 3, H, W]`` in [0, 1]: training image ``index``, composited on white when it has alpha
+        (as the edit renders a source trained on a random background)."""
+        image = self.datamanager.train_dataset.get_image_float32(index)
+        if image.shape[-1] == 4:
+            image = image[..., :3] * image[..., 3:] + (1 - image[..., 3:])
+        return image.permute(2, 0, 1)[None].to(self.device)
 
     def source_image(self, index: int) -> Tensor:
         """``[1, 3, H, W]`` in [0, 1]: the source model's render or the dataset image of view ``index``."""
         if self.config.source_latents_from == "dataset":
-            image = self.datamanager.train_dataset.get_image_float32(index)
-            if image.shape[-1] == 4:  # the dataparser kept alpha: composite on white, as renders are
-                image = image[..., :3] * image[..., 3:] + (1 - image[..., 3:])
-            return image.permute(2, 0, 1)[None].to(self.device)
+            return self.dataset_image(index)
         with torch.no_grad():
             image, _ = self.render_for_edit(index, seed=index)
         return image.detach()

@@ -56,6 +56,10 @@ def test_dataparser_matches_scene_kind(path):
     config = yaml.safe_load(path.read_text())
     if config["scene"].startswith("data/blender/"):
         assert config["dataparser"] == "blender-data"
+        # the source recipe without white haze: a random background, the images' alpha kept
+        assert config["dataparser_args"][-2:] == ["--alpha-color", "None"]
+        args = config["source_args"]
+        assert args[args.index("--pipeline.model.background-color") + 1] == "random"
     elif config["scene"].startswith("data/llff/"):
         assert config["dataparser"] == "nerfstudio-data"
         args = config["dataparser_args"]

@@ -65,6 +65,8 @@ def test_identical_prompts_warn_but_run(workspace, ns_env, tiny_sd_dir, source_r
     result = run(command, ns_env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "prompts are identical" in result.stdout
+    # the 4-step test source shows little of its scene: the edit says so, in one line
+    assert "Warning: the source's renders of its training views are far from the training images" in result.stdout
 
 
 def test_several_devices_are_refused_while_parsing(workspace, ns_env, tiny_sd_dir, source_run):

@@ -3,7 +3,7 @@ from types import SimpleNamespace
 import pytest
 
 from ids_nerf.errors import UserError
-from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, fit_short_side
+from ids_nerf.nerfstudio.pipeline import SOURCE_PSNR_WARNING_DB, IDSEditPipeline, fit_short_side, source_fidelity_warning
 
 
 def test_fit_short_side_keeps_aspect_and_multiple():
@@ -37,3 +37,9 @@ def test_nonfinite_steps_are_counted_then_stop():
         with pytest.raises(UserError, match="3 steps in a row"):
             IDSEditPipeline._skip(fake, 2)
     assert fake.nonfinite_total == 3
+
+
+def test_a_source_far_from_its_training_images_is_warned_about():
+    assert source_fidelity_warning(SOURCE_PSNR_WARNING_DB + 5) is None
+    warning = source_fidelity_warning(9.8)
+    assert "mean PSNR 9.8 dB" in warning and "--pipeline.model.background-color random" in warning
