@@ -2,13 +2,15 @@
 
 Known deprecation and platform warnings of nerfstudio, torch and the libraries under them repeat for every
 command and say nothing a user can act on. ``third_party_warnings_to`` sends those (and only those) to a log
-file; every other warning, the project's own included, reaches the console as usual. Nothing is changed
-globally: the filter lives for one ``with`` block.
+file (in the worker processes nerfstudio starts, they are ignored); every other warning, the project's
+own included, reaches the console as usual. Nothing is changed globally: the filter lives for one
+``with`` block.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
 import time
@@ -16,29 +18,26 @@ import warnings
 from pathlib import Path
 from typing import Iterator, Optional, TextIO
 
-KNOWN_THIRD_PARTY_WARNINGS = [
-    re.compile(pattern)
-    for pattern in (
-        r"`torch\.cuda\.amp\.\w+\(args\.\.\.\)` is deprecated",  # nerfstudio's activations and trainer
-        r"torch\.cuda\.amp\.GradScaler is enabled, but CUDA is not available",
-        r"Using a non-tuple sequence for multidimensional indexing is deprecated",  # nerfstudio's cameras
-        r"`torch\.jit\.script` is deprecated",
-        r"torch\.jit\.\w+ is (not supported|deprecated)",
-        r"This DataLoader will create \d+ worker processes",
-        r"Converting a tensor with requires_grad=True to a scalar",  # nerfstudio's writer
-        r"The given NumPy array is not writable",
-        r"TypedStorage is deprecated",
-        r"Arguments other than a weight enum or `None` for 'weights' are deprecated",  # torchvision via LPIPS
-        r"The parameter 'pretrained' is deprecated",
-    )
-]
+KNOWN_THIRD_PARTY_WARNINGS = (
+    "`torch.cuda.amp.custom_fwd(args...)` is deprecated",  # nerfstudio's activations
+    "`torch.cuda.amp.custom_bwd(args...)` is deprecated",
+    "`torch.cuda.amp.GradScaler(args...)` is deprecated",  # nerfstudio's trainer
+    "torch.cuda.amp.GradScaler is enabled",  # "but CUDA is not available"
+    "Using a non-tuple sequence for multidimensional indexing is deprecated",  # nerfstudio's cameras
+    "`torch.jit.script` is deprecated",
+    "This DataLoader will create",  # nerfstudio's data loaders on a small machine
+    "Converting a tensor with requires_grad=True to a scalar",  # nerfstudio's writer
+    "TypedStorage is deprecated",
+    "Arguments other than a weight enum or `None` for 'weights' are deprecated",  # torchvision via LPIPS
+    "The parameter 'pretrained' is deprecated",
+)
+"""How these warnings begin (none contains a comma or a colon, so they also fit ``PYTHONWARNINGS``)."""
 THIRD_PARTY_FILE = re.compile(r"[\\/](site-packages|dist-packages)[\\/](?!ids_nerf[\\/])")
 """A warning counts as third-party only when it is raised from an installed package other than ours."""
 
 
 def is_known_third_party(message: Warning | str, filename: str) -> bool:
-    text = str(message)
-    return bool(THIRD_PARTY_FILE.search(filename)) and any(p.search(text) for p in KNOWN_THIRD_PARTY_WARNINGS)
+    return bool(THIRD_PARTY_FILE.search(filename)) and str(message).startswith(KNOWN_THIRD_PARTY_WARNINGS)
 
 
 @contextlib.contextmanager
@@ -56,11 +55,20 @@ def third_party_warnings_to(log: Optional[Path]) -> Iterator[None]:
                 out.write(warnings.formatwarning(message, category, filename, lineno, line))
         return None
 
+    # worker processes that nerfstudio starts (data loaders) do not inherit ``showwarning``, only the
+    # environment: there the same warnings are ignored, by their first words
+    previous = os.environ.get("PYTHONWARNINGS")
+    ignored = ",".join(f"ignore:{text}" for text in KNOWN_THIRD_PARTY_WARNINGS)
+    os.environ["PYTHONWARNINGS"] = ignored + ("," + previous if previous else "")
     warnings.showwarning = show
     try:
         yield
     finally:
         warnings.showwarning = shown
+        if previous is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = previous
 
 
 def format_seconds(seconds: float) -> str:

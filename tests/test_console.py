@@ -51,3 +51,21 @@ def test_silent_stages_write_nothing():
     stages.start("x")
     stages.progress(1, 2)
     stages.done()
+
+
+def test_worker_processes_ignore_the_known_warnings_by_their_environment(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = f"import warnings; warnings.warn({KNOWN + ' in pytorch 2.9'!r}); warnings.warn('ours stays')"
+    with third_party_warnings_to(tmp_path / "w.log"):
+        child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
+    assert "ours stays" in child.stderr and "non-tuple" not in child.stderr
+    assert "PYTHONWARNINGS" not in os.environ or "non-tuple" not in os.environ["PYTHONWARNINGS"]
+
+
+def test_the_known_warnings_fit_pythonwarnings():
+    from ids_nerf.console import KNOWN_THIRD_PARTY_WARNINGS
+
+    assert all("," not in text and ":" not in text for text in KNOWN_THIRD_PARTY_WARNINGS)

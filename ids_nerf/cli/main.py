@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 
 import tyro
 
+from ids_nerf.console import third_party_warnings_to
 from ids_nerf.errors import UserError
 
 
@@ -36,7 +37,8 @@ def main(args: Optional[Sequence[str]] = None) -> int:
     """Parse ``args`` (default: the command line), run the subcommand; 2 on a user error."""
     config = tyro.extras.subcommand_cli_from_dict(_subcommands(), prog="ids-nerf", args=args)
     try:
-        config.main()
+        with third_party_warnings_to(None):  # nerfstudio's and torch's known deprecations; ours still show
+            config.main()
     except UserError as err:
         print(f"ids-nerf: error: {err}", file=sys.stderr)
         return 2

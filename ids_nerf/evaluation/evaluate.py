@@ -153,7 +153,7 @@ def evaluate_runs(
     (out / "metrics.json").write_text(json.dumps({"metrics": report.metrics, "notices": report.notices}, indent=2))
     (out / "metrics.md").write_text(report.markdown())
     reference_name = "ground-truth target" if targets[0] is not None else "source (no target)"
-    columns = ["source", "edited", reference_name, f"|edited - {reference_name.split(' (')[0]}| x4"]
+    columns = ["source", "edited", reference_name, "difference x4"]  # |edited - reference|
     labeled_grid(grid_rows, columns, row_labels=[f"test view {i}" for i in range(len(grid_rows))]).save(out / "grid.png")
     return report
 

@@ -294,6 +294,7 @@ class IDSEditPipeline(VanillaPipeline):
             "ids/t": float(t),
             "ids/view": index,
             "ids/direction_norm": float(result.direction.norm()),
+            "ids/latent_change": float((z_trg.detach() - z_src).abs().mean()),  # from the stored source render
             "ids/fpr_distance_after": float(result.distance_after),
             "ids/nonfinite_steps": self.nonfinite_total,
         }

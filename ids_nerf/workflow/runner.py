@@ -142,7 +142,7 @@ def run_spec(
         stages.start(f"source {spec.source_method}" + ("" if trained else " (an existing run)"))
         result.source_run = train_source(spec, env, stages.progress)
         stages.done(f"log: {spec.output_dir / spec.name / 'source.log'}" if trained else str(result.source_run))
-        stages.start(f"{spec.method} edit")
+        stages.start(f"edit with {spec.method}")
         result.edit_run = run_edit(spec, result.source_run, env, stages.progress)
         stages.done(f"log: {edit_log(spec, result.edit_run.name)}")
         if evaluate:

@@ -1,0 +1,128 @@
+"""How far a null edit (target prompt = source prompt) moves a scene, and why: a probe, run in-process.
+
+    python benchmarks/null_edit.py --source-run RUN --scene SCENE [--steps 40] [--variants baseline,...]
+
+RUN is a nerfacto source trained on SCENE (an ``ids-nerf make-scene`` scene, e.g. the demo's), scored by
+the scene's exact-score model. For each variant it builds a fresh ids-edit trainer, runs the edit's own
+steps with its callbacks (as ns-train does), and prints the mean absolute difference of the test views
+(eval mode, on white, 0-1 scale) from the source's, the mean direction norm and render-to-stored-source
+difference per step, and how far each parameter group moved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+VARIANTS = {
+    "baseline": {},
+    "no-ids-gradient": {"pipeline.loss_scale": 0.0},
+    "no-proposal-loss": {"pipeline.proposal_loss_mult": 0.0},
+    "no-ids-no-proposal": {"pipeline.loss_scale": 0.0, "pipeline.proposal_loss_mult": 0.0},
+    "sgd": {"optimizer": "sgd"},
+    "adam-eps-1e-6": {"adam_eps": 1e-6},
+    "lr-1e-3": {"lr": 1e-3},
+}
+
+
+def build_trainer(source_run: Path, scene: Path, overrides: dict, out: Path):
+    from ids_nerf.scenes.edit_scene import read_scene_info
+    from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+    from nerfstudio.engine.optimizers import AdamOptimizerConfig, SGDOptimizerConfig
+    from nerfstudio.plugins.registry import discover_methods
+
+    config = copy.deepcopy(discover_methods()[0]["ids-edit"])
+    config.machine.device_type = "cpu"
+    config.vis = "tensorboard"
+    config.output_dir = out
+    config.load_dir = source_run / "nerfstudio_models"
+    config.pipeline.datamanager.dataparser = BlenderDataParserConfig(data=scene, alpha_color=None)
+    caption = read_scene_info(scene)["appearances"]["source"]
+    config.pipeline.source_prompt = config.pipeline.target_prompt = caption
+    config.pipeline.diffusion_model = f"exact:{scene}"
+    config.pipeline.fpr_scale = 0.1  # the demo's
+    config.pipeline.log_images_every = 0
+    for key, value in overrides.items():
+        if key.startswith("pipeline."):
+            setattr(config.pipeline, key.split(".", 1)[1], value)
+    for group in config.optimizers.values():
+        lr = overrides.get("lr", group["optimizer"].lr)
+        if overrides.get("optimizer") == "sgd":
+            group["optimizer"] = SGDOptimizerConfig(lr=overrides.get("lr", 1.0))
+        else:
+            group["optimizer"] = AdamOptimizerConfig(lr=lr, eps=overrides.get("adam_eps", 1e-15))
+    config.set_timestamp()
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    return trainer
+
+
+def test_views(pipeline) -> torch.Tensor:
+    """``[V, H, W, 3]`` eval-mode renders of the test views (the viewer's and ns-render's)."""
+    cameras = pipeline.datamanager.eval_dataset.cameras
+    pipeline.eval()
+    with torch.no_grad():
+        images = [pipeline.model.get_outputs_for_camera(cameras[i : i + 1])["rgb"] for i in range(len(cameras))]
+    pipeline.train()
+    return torch.stack(images)
+
+
+def run_variant(name: str, source_run: Path, scene: Path, steps: int, out: Path) -> dict:
+    from nerfstudio.engine.callbacks import TrainingCallbackLocation as Where
+
+    trainer = build_trainer(source_run, scene, VARIANTS[name], out / name)
+    pipeline = trainer.pipeline
+    before = test_views(pipeline)
+    params = {group: [p.detach().clone() for p in ps] for group, ps in pipeline.get_param_groups().items()}
+    norms, render_gaps = [], []  # per step: |direction|, mean |z_trg - z_src|
+    start = time.time()
+    for step in range(steps):
+        for callback in trainer.callbacks:
+            callback.run_callback_at_location(step, Where.BEFORE_TRAIN_ITERATION)
+        _, _, metrics = trainer.train_iteration(step)
+        for callback in trainer.callbacks:
+            callback.run_callback_at_location(step, Where.AFTER_TRAIN_ITERATION)
+        norms.append(metrics["ids/direction_norm"])
+        render_gaps.append(metrics["ids/latent_change"])
+    after = test_views(pipeline)
+    moved = {
+        group: float(sum((p.detach() - q).norm() ** 2 for p, q in zip(ps, params[group])) ** 0.5)
+        for group, ps in pipeline.get_param_groups().items()
+    }
+    return {
+        "variant": name,
+        "test_view_mean_abs_diff": float((after - before).abs().mean()),
+        "direction_norm_mean": sum(norms) / len(norms),
+        "direction_norm_first_last": [norms[0], norms[-1]],
+        "latent_change_first_mean_last": [render_gaps[0], sum(render_gaps) / steps, render_gaps[-1]],
+        "parameters_moved": moved,
+        "seconds": time.time() - start,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source-run", type=Path, required=True)
+    parser.add_argument("--scene", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--variants", default="baseline")
+    parser.add_argument("--out", type=Path, default=Path("outputs/null-edit"))
+    args = parser.parse_args()
+    for name in args.variants.split(","):
+        if name not in VARIANTS:
+            parser.error(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
+    for name in args.variants.split(","):
+        print(json.dumps(run_variant(name, args.source_run, args.scene, args.steps, args.out)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
