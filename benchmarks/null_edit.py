@@ -16,9 +16,13 @@ import copy
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Type
 
 import torch
+
+from nerfstudio.engine.optimizers import OptimizerConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -30,13 +34,24 @@ VARIANTS = {
     "sgd": {"optimizer": "sgd"},
     "adam-eps-1e-6": {"adam_eps": 1e-6},
     "lr-1e-3": {"lr": 1e-3},
+    "train-embedding": {"pipeline.train_appearance_embedding": True},
 }
 
 
-def build_trainer(source_run: Path, scene: Path, overrides: dict, out: Path):
+@dataclass
+class SGDConfig(OptimizerConfig):
+    """Plain SGD, as the official 2D code moves its latent (nerfstudio ships Adam and RAdam)."""
+
+    _target: Type = torch.optim.SGD
+
+    def setup(self, params) -> torch.optim.Optimizer:
+        return torch.optim.SGD(params, lr=self.lr)
+
+
+def build_trainer(source_run: Path, scene: Path, overrides: dict, out: Path, target: str = "source"):
     from ids_nerf.scenes.edit_scene import read_scene_info
     from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
-    from nerfstudio.engine.optimizers import AdamOptimizerConfig, SGDOptimizerConfig
+    from nerfstudio.engine.optimizers import AdamOptimizerConfig
     from nerfstudio.plugins.registry import discover_methods
 
     config = copy.deepcopy(discover_methods()[0]["ids-edit"])
@@ -45,8 +60,8 @@ def build_trainer(source_run: Path, scene: Path, overrides: dict, out: Path):
     config.output_dir = out
     config.load_dir = source_run / "nerfstudio_models"
     config.pipeline.datamanager.dataparser = BlenderDataParserConfig(data=scene, alpha_color=None)
-    caption = read_scene_info(scene)["appearances"]["source"]
-    config.pipeline.source_prompt = config.pipeline.target_prompt = caption
+    captions = read_scene_info(scene)["appearances"]
+    config.pipeline.source_prompt, config.pipeline.target_prompt = captions["source"], captions[target]
     config.pipeline.diffusion_model = f"exact:{scene}"
     config.pipeline.fpr_scale = 0.1  # the demo's
     config.pipeline.log_images_every = 0
@@ -56,7 +71,7 @@ def build_trainer(source_run: Path, scene: Path, overrides: dict, out: Path):
     for group in config.optimizers.values():
         lr = overrides.get("lr", group["optimizer"].lr)
         if overrides.get("optimizer") == "sgd":
-            group["optimizer"] = SGDOptimizerConfig(lr=overrides.get("lr", 1.0))
+            group["optimizer"] = SGDConfig(lr=overrides.get("lr", 1.0))
         else:
             group["optimizer"] = AdamOptimizerConfig(lr=lr, eps=overrides.get("adam_eps", 1e-15))
     config.set_timestamp()
@@ -76,12 +91,31 @@ def test_views(pipeline) -> torch.Tensor:
     return torch.stack(images)
 
 
-def run_variant(name: str, source_run: Path, scene: Path, steps: int, out: Path) -> dict:
+def train_eval_gap(pipeline, views: int = 6) -> float:
+    """Mean |train-mode render - eval-mode render| of the first training views: what the edit optimises
+    (each view's own appearance embedding) against what the viewer and ns-render show (their mean)."""
+    from ids_nerf.nerfstudio.rendering import camera_rays, render_rgb
+
+    cameras = pipeline.datamanager.train_dataset.cameras
+    gaps = []
+    for index in range(views):
+        bundle = camera_rays(cameras, index, pipeline.device)
+        train = render_rgb(pipeline.model, bundle, 4096, seed=index)
+        pipeline.eval()
+        with torch.no_grad():
+            shown = pipeline.model.get_outputs_for_camera(cameras[index : index + 1])["rgb"]
+        pipeline.train()
+        gaps.append(float((train - shown).abs().mean()))
+    return sum(gaps) / len(gaps)
+
+
+def run_variant(name: str, source_run: Path, scene: Path, steps: int, out: Path, target: str) -> dict:
     from nerfstudio.engine.callbacks import TrainingCallbackLocation as Where
 
-    trainer = build_trainer(source_run, scene, VARIANTS[name], out / name)
+    trainer = build_trainer(source_run, scene, VARIANTS[name], out / name, target)
     pipeline = trainer.pipeline
     before = test_views(pipeline)
+    gap_before = train_eval_gap(pipeline)
     params = {group: [p.detach().clone() for p in ps] for group, ps in pipeline.get_param_groups().items()}
     norms, render_gaps = [], []  # per step: |direction|, mean |z_trg - z_src|
     start = time.time()
@@ -100,6 +134,8 @@ def run_variant(name: str, source_run: Path, scene: Path, steps: int, out: Path)
     }
     return {
         "variant": name,
+        "target": target,
+        "train_eval_gap_before_after": [gap_before, train_eval_gap(pipeline)],
         "test_view_mean_abs_diff": float((after - before).abs().mean()),
         "direction_norm_mean": sum(norms) / len(norms),
         "direction_norm_first_last": [norms[0], norms[-1]],
@@ -116,12 +152,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--variants", default="baseline")
     parser.add_argument("--out", type=Path, default=Path("outputs/null-edit"))
+    parser.add_argument("--target", default="source", help="the scene appearance whose caption is the target prompt")
     args = parser.parse_args()
     for name in args.variants.split(","):
         if name not in VARIANTS:
             parser.error(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
     for name in args.variants.split(","):
-        print(json.dumps(run_variant(name, args.source_run, args.scene, args.steps, args.out)), flush=True)
+        print(json.dumps(run_variant(name, args.source_run, args.scene, args.steps, args.out, args.target)), flush=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from typing import Literal
 import torch
 
 from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
+from ids_nerf.guidance.score_model import ScoreModel
 from ids_nerf.errors import ModelUnavailableError
 from ids_nerf.guidance.stable_diffusion import StableDiffusionGuidance
 
@@ -131,7 +132,7 @@ def load_guidance(
     guidance_scale: float = 7.5,
     min_step: int = MIN_STEP,
     max_step: int = MAX_STEP,
-):
+) -> ScoreModel:
     """The score model named by ``model``: ``exact:SCENE`` for the exact-score verification model
     (see :mod:`ids_nerf.guidance.exact`), otherwise a Stable Diffusion hub id or folder."""
     from ids_nerf.guidance.exact import EXACT_PREFIX, load_exact_score

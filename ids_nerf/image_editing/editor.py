@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
 from ids_nerf.core import dds_step, distillation_loss, ids_step
 from ids_nerf.errors import UserError
-from ids_nerf.guidance import DEFAULT_MODEL, load_stable_diffusion
+from ids_nerf.guidance import DEFAULT_MODEL, load_guidance
 from ids_nerf.guidance.loading import resolve_precision
 from ids_nerf.guidance.cut import cut_loss
 from ids_nerf.image_editing.images import load_image, side_by_side, to_pil, to_tensor
@@ -44,7 +44,8 @@ class EditImageConfig:
     guidance_scale: float = 7.5
     """CFG scale s in eps_u + s (eps_c - eps_u), used inside FPR and in the final score (official: 7.5)."""
     model: str = DEFAULT_MODEL
-    """Diffusers Stable Diffusion checkpoint: a hub id or a local folder (see `ids-nerf make-tiny-sd`)."""
+    """Score model: a diffusers Stable Diffusion hub id or local folder (see `ids-nerf make-tiny-sd`), or
+    exact:SCENE, the exact-score model of a scene from `ids-nerf make-scene` (as the 3D methods take it)."""
     seed: int = 0
     """Seed of the timesteps, the noise and the CUT patch sampling."""
     out: Optional[Path] = None
@@ -103,9 +104,12 @@ def edit_image(config: EditImageConfig) -> Path:
     check_output_free(out)
     image = load_image(config.image)
     device = _device(config)
-    guidance = load_stable_diffusion(
+    guidance = load_guidance(
         config.model, config.precision, device, config.guidance_scale, config.min_step, config.max_step
     )
+    if config.method == "cds" and not hasattr(guidance, "unet"):
+        raise UserError(f"--method cds needs a Stable Diffusion model (CUT uses its UNet's self-attention); "
+                        f"'{config.model}' has none: use --method ids or dds with it")
     source = to_tensor(image, guidance.native_size).to(device)
     cond_src = guidance.embed_prompt(config.source_prompt)
     cond_trg = guidance.embed_prompt(config.target_prompt)

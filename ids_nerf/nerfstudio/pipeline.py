@@ -19,7 +19,7 @@ from torch import Tensor
 from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
 from ids_nerf.core import distillation_loss, ids_step
 from ids_nerf.errors import UserError
-from ids_nerf.guidance import DEFAULT_MODEL, StableDiffusionGuidance, load_guidance
+from ids_nerf.guidance import DEFAULT_MODEL, ScoreModel, load_guidance
 from ids_nerf.nerfstudio.rendering import camera_rays, render_with_backprop
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfstudio.model_components.losses import interlevel_loss
@@ -140,12 +140,12 @@ class IDSEditPipeline(VanillaPipeline):
         self.register_buffer("source_latents", torch.empty(0), persistent=True)
         # the source checkpoint's step, for models whose schedules run on their own step counter
         self.register_buffer("source_model_step", torch.zeros((), dtype=torch.long), persistent=True)
-        self.guidance: Optional[StableDiffusionGuidance] = None
+        self.guidance: Optional[ScoreModel] = None
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
 
     # ---- set-up ------------------------------------------------------------------------------
-    def load_diffusion(self) -> StableDiffusionGuidance:
+    def load_diffusion(self) -> ScoreModel:
         """Load the diffusion model (the only place an edit does) and embed both prompts once."""
         device = self.config.diffusion_device or str(self.device)
         self.guidance = load_guidance(

@@ -70,3 +70,20 @@ def test_make_tiny_sd_refuses_a_non_empty_folder(tmp_path):
     (tmp_path / "model" / "x").write_text("keep")
     assert main(["make-tiny-sd", str(tmp_path / "model")]) == 2
     assert (tmp_path / "model" / "x").read_text() == "keep"
+
+
+def test_edit_image_takes_the_exact_score_model_like_the_3d_methods(tmp_path):
+    """``--model exact:SCENE`` goes through load_guidance, as ns-train ids-edit's --pipeline.diffusion-model."""
+    from ids_nerf.scenes.edit_scene import read_scene_info, write_edit_scene
+
+    scene = write_edit_scene(tmp_path / "scene", size=16, views=4)
+    captions = read_scene_info(scene)["appearances"]
+    image = sorted((scene / "appearances" / "source").rglob("*.png"))[0]
+    out = tmp_path / "edit"
+    args = ["edit-image", "--image", str(image), "--source-prompt", captions["source"],
+            "--target-prompt", captions["edited"], "--model", f"exact:{scene}", "--out", str(out),
+            "--steps", "3", "--fpr-scale", "0.1"]
+    assert main(args) == 0
+    assert Image.open(out / "result.png").size == (16, 16)
+    assert json.loads((out / "edit.json").read_text())["latent_change_l2"] > 0
+    assert main([*args[:-6], "--out", str(tmp_path / "cds"), "--method", "cds"]) == 2  # CUT needs a UNet
