@@ -22,7 +22,7 @@ from reference_loop import reference_ids_step  # noqa: E402
 
 from ids_nerf.core import ids_step  # noqa: E402
 
-PEAK_BF16_TFLOPS = 790.0  # measured on the lent H100/H200 (ENVIRONMENT.md)
+PEAK_BF16_TFLOPS = 790.0  # bf16 rate measured on the lent H100/H200: a constant for projections only
 
 
 def sync(device: str) -> None:

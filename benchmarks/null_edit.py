@@ -31,10 +31,13 @@ VARIANTS = {
     "no-ids-gradient": {"pipeline.loss_scale": 0.0},
     "no-proposal-loss": {"pipeline.proposal_loss_mult": 0.0},
     "no-ids-no-proposal": {"pipeline.loss_scale": 0.0, "pipeline.proposal_loss_mult": 0.0},
-    "sgd": {"optimizer": "sgd"},
+    "sgd-lr-0.1": {"optimizer": "sgd", "lr": 0.1},
+    "sgd-lr-0.01": {"optimizer": "sgd", "lr": 0.01},
+    "adam-eps-1e-8": {"adam_eps": 1e-8},
     "adam-eps-1e-6": {"adam_eps": 1e-6},
     "lr-1e-3": {"lr": 1e-3},
     "train-embedding": {"pipeline.train_appearance_embedding": True},
+    "jitter": {"pipeline.deterministic_sampling": False},
 }
 
 
@@ -71,7 +74,7 @@ def build_trainer(source_run: Path, scene: Path, overrides: dict, out: Path, tar
     for group in config.optimizers.values():
         lr = overrides.get("lr", group["optimizer"].lr)
         if overrides.get("optimizer") == "sgd":
-            group["optimizer"] = SGDConfig(lr=overrides.get("lr", 1.0))
+            group["optimizer"] = SGDConfig(lr=lr)
         else:
             group["optimizer"] = AdamOptimizerConfig(lr=lr, eps=overrides.get("adam_eps", 1e-15))
     config.set_timestamp()
@@ -109,6 +112,22 @@ def train_eval_gap(pipeline, views: int = 6) -> float:
     return sum(gaps) / len(gaps)
 
 
+def target_quality(scene: Path, target: str, before: torch.Tensor, after: torch.Tensor) -> dict:
+    """PSNR of the edited object against the ground-truth target appearance, and of everything else
+    against the source's renders (identity), over the test views, in dB."""
+    from ids_nerf.evaluation.evaluate import _ground_truth
+    from ids_nerf.evaluation.metrics import psnr
+
+    targets, masks, edited_id = _ground_truth(scene, target, len(after))
+    object_psnr, rest_psnr = [], []
+    for src, edi, gt, mask in zip(before, after, targets, masks):
+        edi, src = edi.permute(2, 0, 1), src.permute(2, 0, 1)
+        object_psnr.append(psnr(edi, gt, mask == edited_id))
+        rest_psnr.append(psnr(edi, src, mask != edited_id))
+    return {"object_psnr_to_target": sum(object_psnr) / len(object_psnr),
+            "identity_psnr_outside_object": sum(rest_psnr) / len(rest_psnr)}
+
+
 def run_variant(name: str, source_run: Path, scene: Path, steps: int, out: Path, target: str) -> dict:
     from nerfstudio.engine.callbacks import TrainingCallbackLocation as Where
 
@@ -128,6 +147,7 @@ def run_variant(name: str, source_run: Path, scene: Path, steps: int, out: Path,
         norms.append(metrics["ids/direction_norm"])
         render_gaps.append(metrics["ids/latent_change"])
     after = test_views(pipeline)
+    quality = target_quality(scene, target, before, after)
     moved = {
         group: float(sum((p.detach() - q).norm() ** 2 for p, q in zip(ps, params[group])) ** 0.5)
         for group, ps in pipeline.get_param_groups().items()
@@ -142,6 +162,7 @@ def run_variant(name: str, source_run: Path, scene: Path, steps: int, out: Path,
         "latent_change_first_mean_last": [render_gaps[0], sum(render_gaps) / steps, render_gaps[-1]],
         "parameters_moved": moved,
         "seconds": time.time() - start,
+        **quality,
     }
 
 

@@ -73,6 +73,11 @@ class IDSEditPipelineConfig(VanillaPipelineConfig):
     (the paper's choice: the edit is compared with what the NeRF shows) or the dataset's images."""
     source_latents_device: Literal["cpu", "model"] = "model"
     """Keep the stored source latents on the CPU or on the model's device (64 KB per view for SD)."""
+    deterministic_sampling: bool = True
+    """Render edit views without nerfacto's random jitter of the samples along each ray (as its eval
+    renders, the viewer and ns-render do). Then a view the edit has not changed renders exactly as its
+    stored source render, and an edit asking for no change gives no gradient; with jitter, each step
+    would chase the sampling noise between two renders (measured in docs/results-nerf.md)."""
     train_appearance_embedding: bool = False
     """Let the edit train nerfacto's per-view appearance embeddings. Off: they stay the source's. Eval
     renders, the viewer and ns-render use their mean, not a view's own, so an edit absorbed per view
@@ -100,6 +105,11 @@ def validate_edit_config(config: IDSEditPipelineConfig) -> None:
     if not 0 <= config.min_step < config.max_step <= 1000:
         raise UserError("need 0 <= --pipeline.min-step < --pipeline.max-step <= 1000")
 
+
+LOADED_MODEL_STEP = 30000
+"""The training step a loaded nerfstudio model renders as: nerfstudio's default training length.
+splatfacto sets its step to it when loading a checkpoint; nerfacto starts with the proposal annealing
+it reaches by then. A source trained for fewer steps still renders that way in the viewer."""
 
 SOURCE_PSNR_WARNING_DB = 18.0
 """Below this mean PSNR of the source's renders of its training views against the training images, the
@@ -141,6 +151,10 @@ class IDSEditPipeline(VanillaPipeline):
         # the source checkpoint's step, for models whose schedules run on their own step counter
         self.register_buffer("source_model_step", torch.zeros((), dtype=torch.long), persistent=True)
         self.guidance: Optional[ScoreModel] = None
+        if config.deterministic_sampling:
+            for module in self.model.modules():  # nerfstudio's samplers jitter only where this is set
+                if hasattr(module, "train_stratified"):
+                    module.train_stratified = False
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
 
@@ -238,13 +252,15 @@ class IDSEditPipeline(VanillaPipeline):
         return groups
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
-        """The model's own callbacks, on the source's step counter continued (source step + 1 + edit step).
+        """The model's own callbacks, on a step counter that continues a finished training.
 
         Schedules that warm up over a training (nerfacto's proposal-weight annealing and proposal update
-        interval) must stay where the source ended, as when the stored source renders were made; on the
-        edit's own counter they would restart from step 0 (uniform sampling along each ray).
+        interval) must stay where a loaded model has them, as when the stored source renders were made
+        and as ns-viewer and ns-render show the scene; on the edit's own counter they would restart from
+        step 0 (uniform sampling along each ray). The counter starts after the later of the source's last
+        step and :data:`LOADED_MODEL_STEP`.
         """
-        offset = int(self.source_model_step) + 1
+        offset = max(int(self.source_model_step), LOADED_MODEL_STEP) + 1
         callbacks = self.datamanager.get_training_callbacks(attributes)
         return callbacks + [_on_source_counter(c, offset) for c in self.model.get_training_callbacks(attributes)]
 

@@ -154,3 +154,16 @@ def test_the_appearance_embeddings_stay_the_sources(workspace, ns_env, tiny_sd_d
     trainer.optimizers.optimizer_step_all()
     assert all(torch.equal(a, b) for a, b in zip(before, embedding.parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(field_before, trainer.pipeline.model.field.mlp_head.parameters()))
+
+
+def test_a_short_source_is_edited_as_a_loaded_model_renders(workspace, ns_env, tiny_sd_dir, source_run, tmp_path):
+    """A source of 4 steps: its loaded model samples with the annealing at 1 (as ns-viewer shows it and as
+    the stored source renders were made); the edit keeps it there, not at the 4-step value."""
+    trainer = _trainer(workspace, tiny_sd_dir, source_run / "nerfstudio_models", tmp_path)
+    sampler = trainer.pipeline.model.proposal_sampler
+    assert int(trainer.pipeline.source_model_step) < 10
+    for step in (0, 5):
+        _run_callbacks(trainer, step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+        assert sampler._anneal == pytest.approx(1.0)
+        _run_callbacks(trainer, step, TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+    assert sampler._step == SOURCE_STEP + 1 + 5
