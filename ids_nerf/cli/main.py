@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 import tyro
 
 from ids_nerf.console import third_party_warnings_to
-from ids_nerf.errors import UserError
+from ids_nerf.errors import UserError, report
 
 
 def _subcommands() -> dict:
@@ -40,8 +40,7 @@ def main(args: Optional[Sequence[str]] = None) -> int:
         with third_party_warnings_to(None):  # nerfstudio's and torch's known deprecations; ours still show
             config.main()
     except UserError as err:
-        print(f"ids-nerf: error: {err}", file=sys.stderr)
-        return 2
+        return report(err, "ids-nerf")
     return 0
 
 

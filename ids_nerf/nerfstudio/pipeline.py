@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Tuple, Type
+from typing import Any, Callable, ClassVar, Dict, List, Literal, Mapping, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
@@ -91,6 +91,14 @@ class IDSEditPipelineConfig(VanillaPipelineConfig):
     """Stop the edit when this many steps in a row give a non-finite loss (each one is skipped)."""
     seed: int = 0
     """Seed of the view order, timesteps and noise."""
+
+    # What kind of source this pipeline edits, for the trainer's checks (class-level, not options).
+    source_kind: ClassVar[str] = "nerfacto"
+    other_kind_method: ClassVar[str] = "ids-edit-splat"
+
+    def comparable_shape(self, key: str, tensor: Tensor) -> Tuple[int, ...]:
+        """The shape a source checkpoint's ``key`` must have to fit this model (all of it for a NeRF)."""
+        return tuple(tensor.shape)
 
 
 def validate_edit_config(config: IDSEditPipelineConfig) -> None:

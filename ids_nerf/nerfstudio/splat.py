@@ -9,14 +9,20 @@ as ns-viewer and ns-render show it), and densification stays off unless asked fo
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Tuple, Type
+from typing import Callable, ClassVar, Iterator, Tuple, Type
 
 import torch
 from torch import Tensor
 
+from ids_nerf.errors import UserError
 from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, IDSEditPipelineConfig
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+
+
+GAUSSIAN_PREFIX = "gauss_params."
+"""State-dict entries whose first dimension is the number of Gaussians, which a checkpoint sets."""
 
 
 @dataclass
@@ -24,28 +30,72 @@ class IDSSplatEditPipelineConfig(IDSEditPipelineConfig):
     """Edit a trained splatfacto scene with IDS (or DDS with --pipeline.fpr-steps 0)."""
 
     _target: Type = field(default_factory=lambda: IDSSplatEditPipeline)
+    source_kind: ClassVar[str] = "splatfacto"
+    other_kind_method: ClassVar[str] = "ids-edit"
+
+    def comparable_shape(self, key: str, tensor: Tensor) -> Tuple[int, ...]:
+        """A checkpoint sets the number of Gaussians: only the per-Gaussian shape must fit."""
+        return tuple(tensor.shape[1:]) if key.startswith(GAUSSIAN_PREFIX) else tuple(tensor.shape)
+
     densify: bool = False
     """Let splatfacto split, duplicate and prune Gaussians during the edit, on its schedule as from the
     end of its warm-up (every 100 steps; its opacity reset would come at edit step 2500). Off by default:
     the source's Gaussians keep the scene's geometry, and new ones would be free to drift from it."""
 
 
-@contextlib.contextmanager
-def _without_densify_bookkeeping(model) -> Iterator[None]:
-    """For source renders (no grad, before the first step): splatfacto's training-mode render, so that
-    it matches the edit's renders, minus its densification hook, which needs gradients and the
-    optimizers that the first step's callback hands the model."""
-    strategy = model.strategy
-    missing = not hasattr(model, "optimizers")
-    if missing:
-        model.optimizers = None
-    strategy.step_pre_backward = lambda *args, **kwargs: None
-    try:
-        yield
-    finally:
-        del strategy.step_pre_backward
+class SplatfactoHooks:
+    """The splatfacto internals an edit relies on, in one place, read from nerfstudio
+    :data:`NERFSTUDIO_VERSION`: its step counter (render resolution, SH degree), its densification
+    strategy and the hook that strategy puts into every training render. On another nerfstudio the
+    edit stops with one line instead of misbehaving."""
+
+    NERFSTUDIO_VERSION = "1.1.5"
+
+    def __init__(self, model) -> None:
+        installed = importlib.metadata.version("nerfstudio")
+        if installed != self.NERFSTUDIO_VERSION:
+            raise UserError(
+                f"the splat edit was written against splatfacto of nerfstudio {self.NERFSTUDIO_VERSION}, this is "
+                f"nerfstudio {installed}; install nerfstudio=={self.NERFSTUDIO_VERSION} (or edit a nerfacto scene)"
+            )
+        self.model = model
+
+    def render_step(self) -> int:
+        return int(self.model.step)
+
+    def set_render_step(self, optimizers, step: int) -> None:
+        self.model.step_cb(optimizers, step)
+
+    def densify(self, step: int) -> None:
+        """One step of splatfacto's gsplat strategy at ``step`` of its own schedule (splatfacto's
+        step_post_backward insists on its render step, so the strategy is called directly)."""
+        model = self.model
+        model.strategy.step_post_backward(
+            params=model.gauss_params, optimizers=model.optimizers, state=model.strategy_state,
+            step=step, info=model.info, packed=False,
+        )
+
+    @property
+    def refine_start(self) -> int:
+        return int(self.model.config.warmup_length)
+
+    @contextlib.contextmanager
+    def without_densify_bookkeeping(self) -> Iterator[None]:
+        """For source renders (no grad, before the first step): splatfacto's training-mode render, so that
+        it matches the edit's renders, minus its densification hook, which needs gradients and the
+        optimizers that the first step's callback hands the model."""
+        model = self.model
+        strategy = model.strategy
+        missing = not hasattr(model, "optimizers")
         if missing:
-            del model.optimizers
+            model.optimizers = None
+        strategy.step_pre_backward = lambda *args, **kwargs: None
+        try:
+            yield
+        finally:
+            del strategy.step_pre_backward
+            if missing:
+                del model.optimizers
 
 
 class IDSSplatEditPipeline(IDSEditPipeline):
@@ -54,7 +104,8 @@ class IDSSplatEditPipeline(IDSEditPipeline):
     def render_for_edit(self, index: int, seed: int) -> Tuple[Tensor, Callable[[Tensor], Tensor]]:
         camera = self.datamanager.train_dataset.cameras[index : index + 1].to(self.device)
         camera.metadata = {"cam_idx": index}  # splatfacto's pose refinement looks the camera up by it
-        with contextlib.nullcontext() if torch.is_grad_enabled() else _without_densify_bookkeeping(self.model):
+        quiet = contextlib.nullcontext() if torch.is_grad_enabled() else SplatfactoHooks(self.model).without_densify_bookkeeping()
+        with quiet:
             rgb = self.model.get_outputs(camera)["rgb"]  # [H, W, 3]
         image = rgb.reshape(-1, *rgb.shape[-3:])[0].permute(2, 0, 1)[None]
 
@@ -75,26 +126,19 @@ class IDSSplatEditPipeline(IDSEditPipeline):
         (``--pipeline.densify``) runs on its own counter, starting where splatfacto's refinement starts
         (its warm-up length), so that it splits and prunes from the first hundred edit steps on.
         """
-        model, render_step = self.model, int(self.model.step)
+        hooks = SplatfactoHooks(self.model)
+        render_step = hooks.render_step()
 
         def before(step: int) -> None:
-            model.step_cb(attributes.optimizers, render_step)
+            hooks.set_render_step(attributes.optimizers, render_step)
 
         def densify(step: int) -> None:
-            # splatfacto's own step_post_backward requires its render step; call gsplat's strategy directly
-            model.strategy.step_post_backward(
-                params=model.gauss_params, optimizers=model.optimizers, state=model.strategy_state,
-                step=model.config.warmup_length + step, info=model.info, packed=False,
-            )
+            hooks.densify(hooks.refine_start + step)
 
         callbacks = [TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], before)]
         if self.config.densify:
             callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], densify))
         return callbacks
-
-
-GAUSSIAN_PREFIX = "gauss_params."
-"""State-dict entries whose first dimension is the number of Gaussians, which a checkpoint sets."""
 
 
 def splat_param_groups_lr(steps: int) -> dict:

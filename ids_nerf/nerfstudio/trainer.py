@@ -16,17 +16,15 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Type
+from typing import Callable, Literal, Type
 
 import torch
 import yaml
 
-from ids_nerf.errors import UserError
+from ids_nerf.errors import UserError, report
 from ids_nerf.nerfstudio.checkpoints import latest_checkpoint, load_checkpoint, model_state
 from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, validate_edit_config
-from ids_nerf.nerfstudio.splat import GAUSSIAN_PREFIX
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
-from nerfstudio.models.splatfacto import SplatfactoModelConfig
 from nerfstudio.utils.rich_utils import CONSOLE
 
 
@@ -84,8 +82,7 @@ class IDSEditTrainer(Trainer):
         model = getattr(getattr(source, "pipeline", None), "model", None)
         expected = type(self.config.pipeline.model)
         if not isinstance(model, expected):
-            kind = "splatfacto" if expected is SplatfactoModelConfig else "nerfacto"
-            other = "ids-edit" if kind == "splatfacto" else "ids-edit-splat"
+            kind, other = self.config.pipeline.source_kind, self.config.pipeline.other_kind_method
             raise UserError(
                 f"the run at '{source_config.parent}' is a {type(model).__name__}, not a {kind} model; "
                 f"{self.config.method_name} edits {kind} scenes ({other} edits the other kind)"
@@ -113,7 +110,7 @@ class IDSEditTrainer(Trainer):
             CONSOLE.print(f"Resuming the edit from {self._checkpoint_path} (step {state['step']})")
             return
         weights = model_state(pipeline_state)
-        mismatch = _state_mismatch(self.pipeline.model.state_dict(), weights)
+        mismatch = _state_mismatch(self.pipeline.model.state_dict(), weights, self.config.pipeline.comparable_shape)
         if mismatch:
             raise UserError(
                 f"checkpoint '{self._checkpoint_path}' does not fit the model of this edit ({mismatch}); "
@@ -200,15 +197,10 @@ def check_same_poses(pipeline, source_transforms: Path, atol: float = 1e-5) -> N
         )
 
 
-def _state_mismatch(expected: dict, loaded: dict) -> str:
-    """Empty when ``loaded`` fits ``expected`` key for key and shape for shape (the number of
-    Gaussians, which a splatfacto checkpoint sets, excepted); else a summary."""
+def _state_mismatch(expected: dict, loaded: dict, shape: Callable[[str, torch.Tensor], tuple]) -> str:
+    """Empty when ``loaded`` fits ``expected`` key for key and ``shape`` for shape; else a summary."""
     missing = [k for k in expected if k not in loaded]
     unexpected = [k for k in loaded if k not in expected]
-
-    def shape(key, tensor):
-        return tuple(tensor.shape[1:]) if key.startswith(GAUSSIAN_PREFIX) else tuple(tensor.shape)
-
     reshaped = [k for k in expected if k in loaded and shape(k, expected[k]) != shape(k, loaded[k])]
     if not (missing or unexpected or reshaped):
         return ""
@@ -217,5 +209,6 @@ def _state_mismatch(expected: dict, loaded: dict) -> str:
 
 
 def _exit_with(err: UserError) -> None:
-    print(f"ids-edit: error: {err}", file=sys.stderr, flush=True)
-    sys.exit(2)
+    """End ns-train with the one line (``report``) and exit code 2. Also used while the command line is
+    parsed: there a raised error would reach the user as nerfstudio's traceback."""
+    sys.exit(report(err, "ids-edit"))

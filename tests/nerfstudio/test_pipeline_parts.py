@@ -43,3 +43,14 @@ def test_a_source_far_from_its_training_images_is_warned_about():
     assert source_fidelity_warning(SOURCE_PSNR_WARNING_DB + 5) is None
     warning = source_fidelity_warning(9.8)
     assert "mean PSNR 9.8 dB" in warning and "--pipeline.model.background-color random" in warning
+
+
+def test_the_splat_hooks_refuse_another_nerfstudio(monkeypatch):
+    import importlib.metadata
+
+    from ids_nerf.nerfstudio.splat import SplatfactoHooks
+
+    SplatfactoHooks(object())  # the installed nerfstudio is the one they were read from
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.2.0")
+    with pytest.raises(UserError, match="nerfstudio 1.1.5, this is nerfstudio 1.2.0"):
+        SplatfactoHooks(object())
