@@ -56,6 +56,8 @@ install: system-packages $(STAMP)
 # The system packages come first: a missing one stops make before minutes of pip.
 test: test-system-packages
 	$(MAKE) --no-print-directory $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 # A synthetic scene, its source nerfacto, an IDS edit scored by the exact-score model, the evaluation.

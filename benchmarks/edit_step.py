@@ -52,7 +52,9 @@ def diffusion_folder(model: str, device: str, root: Path) -> Path:
         getattr(g, name).save_pretrained(folder / name)
     from diffusers import DDPMScheduler
 
-    DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear").save_pretrained(folder / "scheduler")
+    DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear").save_pretrained(
+        folder / "scheduler"
+    )
     return folder
 
 
@@ -77,14 +79,39 @@ def main() -> None:
     source = train_source_nerfacto(scene, root / "out", env, steps=1)
     model = diffusion_folder(args.model, args.device, root)
     command = [
-        *ns_command("ns-train"), "ids-edit", "--machine.device-type", args.device.split(":")[0],
-        "--vis", "tensorboard", "--logging.local-writer.enable", "False", "--logging.steps-per-log", "1",
-        "--max-num-iterations", str(args.steps), "--load-dir", str(source / "nerfstudio_models"),
-        "--pipeline.source-prompt", "a red ball", "--pipeline.target-prompt", "a blue ball",
-        "--pipeline.diffusion-model", str(model), "--pipeline.render-chunk-rays", str(args.chunk),
-        "--pipeline.log-images-every", "0",
-        "--output-dir", str(root / "out"), "--experiment-name", "bench", "--timestamp", "edit",
-        "blender-data", "--data", str(scene),
+        *ns_command("ns-train"),
+        "ids-edit",
+        "--machine.device-type",
+        args.device.split(":")[0],
+        "--vis",
+        "tensorboard",
+        "--logging.local-writer.enable",
+        "False",
+        "--logging.steps-per-log",
+        "1",
+        "--max-num-iterations",
+        str(args.steps),
+        "--load-dir",
+        str(source / "nerfstudio_models"),
+        "--pipeline.source-prompt",
+        "a red ball",
+        "--pipeline.target-prompt",
+        "a blue ball",
+        "--pipeline.diffusion-model",
+        str(model),
+        "--pipeline.render-chunk-rays",
+        str(args.chunk),
+        "--pipeline.log-images-every",
+        "0",
+        "--output-dir",
+        str(root / "out"),
+        "--experiment-name",
+        "bench",
+        "--timestamp",
+        "edit",
+        "blender-data",
+        "--data",
+        str(scene),
     ]
     started = time.time()
     subprocess.run(command, env=env, check=True, capture_output=True)
@@ -92,16 +119,30 @@ def main() -> None:
 
     split, peak = step_split(root / "out/bench/ids-edit/edit")
     total = sum(split.values())
-    print(f"ids-edit step, {args.size}x{args.size} render, model {args.model}, {args.device} (median of {args.steps - 1} steps):")
+    print(
+        f"ids-edit step, {args.size}x{args.size} render, model {args.model}, {args.device} "
+        f"(median of {args.steps - 1} steps):"
+    )
     for part, ms in split.items():
         print(f"  {part:16} {ms:9.1f} ms  {100 * ms / total:5.1f} %")
     print(f"  {'total':16} {total:9.1f} ms   (ns-train wall time incl. start-up: {wall:.0f} s)")
     if peak is not None:
         print(f"  peak GPU memory in a step: {peak:.2f} GiB")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"size": args.size, "model": args.model, "device": args.device,
-                                    "chunk": args.chunk, "ms": split, "total_ms": total,
-                                    "peak_memory_gib": peak}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "size": args.size,
+                "model": args.model,
+                "device": args.device,
+                "chunk": args.chunk,
+                "ms": split,
+                "total_ms": total,
+                "peak_memory_gib": peak,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

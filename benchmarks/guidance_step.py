@@ -76,14 +76,18 @@ def bench(model: str, device: str, precision: str, size: int, repeats: int, enco
         return lambda: reference_ids_step(guidance, z_src, z_trg, c_src, c_trg, t, noise, n, 1.0)
 
     cases = {
-        "IDS N=3 (ids-nerf)": ours(3), "IDS N=3 (reference loop)": reference(3),
+        "IDS N=3 (ids-nerf)": ours(3),
+        "IDS N=3 (reference loop)": reference(3),
         "IDS N=3, J=I (ids-nerf)": ours_jfree,
-        "DDS (ids-nerf)": ours(0), "DDS (reference loop)": reference(0),
+        "DDS (ids-nerf)": ours(0),
+        "DDS (reference loop)": reference(0),
     }
     if encode:
+
         def encode_with_grad():
             x = image.clone().requires_grad_(True)
             guidance.encode(x).sum().backward()
+
         cases["VAE encode + input grad"] = encode_with_grad
     timings = time_interleaved(cases, device, repeats)
     rows = []
@@ -92,8 +96,16 @@ def bench(model: str, device: str, precision: str, size: int, repeats: int, enco
             torch.cuda.reset_peak_memory_stats()
         ms = timings[name]
         work = flops(fn)  # runs the case once more: the peak memory below is that run's
-        row = {"case": name, "model": model, "device": device, "precision": precision, "size": size,
-               "ms": round(ms, 3), "tflops": round(work / 1e12, 3), "achieved_tflops_per_s": round(work / 1e12 / (ms / 1000), 3)}
+        row = {
+            "case": name,
+            "model": model,
+            "device": device,
+            "precision": precision,
+            "size": size,
+            "ms": round(ms, 3),
+            "tflops": round(work / 1e12, 3),
+            "achieved_tflops_per_s": round(work / 1e12 / (ms / 1000), 3),
+        }
         if device.startswith("cuda"):
             row["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
             row["percent_of_bf16_peak"] = round(100 * row["achieved_tflops_per_s"] / PEAK_BF16_TFLOPS, 1)
@@ -122,9 +134,15 @@ def main() -> None:
     for precision in args.precisions:
         rows += bench(args.model, args.device, precision, size, args.repeats, encode=True)
     for row in rows:
-        extra = {k: row[k] for k in ("speedup_vs_reference", "speedup_vs_full_fpr", "peak_memory_gib",
-                                     "percent_of_bf16_peak") if k in row}
-        print(f"{row['precision']:5} {row['case']:28} {row['ms']:9.2f} ms  {row['achieved_tflops_per_s']:8.3f} TFLOP/s  {extra}")
+        extra = {
+            k: row[k]
+            for k in ("speedup_vs_reference", "speedup_vs_full_fpr", "peak_memory_gib", "percent_of_bf16_peak")
+            if k in row
+        }
+        print(
+            f"{row['precision']:5} {row['case']:28} {row['ms']:9.2f} ms  "
+            f"{row['achieved_tflops_per_s']:8.3f} TFLOP/s  {extra}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2))
     print(f"JSON: {args.out}")

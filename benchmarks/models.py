@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import tempfile
 
-import torch
-
 from ids_nerf.guidance import StableDiffusionGuidance, load_stable_diffusion, make_tiny_sd
 
 
@@ -27,23 +25,38 @@ def sd15_random(device: str, precision: str) -> StableDiffusionGuidance:
 
     dtype = DTYPES[precision]
     unet = UNet2DConditionModel(
-        sample_size=64, cross_attention_dim=768, attention_head_dim=8,
-        block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
+        sample_size=64,
+        cross_attention_dim=768,
+        attention_head_dim=8,
+        block_out_channels=(320, 640, 1280, 1280),
+        layers_per_block=2,
         down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
     ).to(device, dtype)
     vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512), latent_channels=4, layers_per_block=2, sample_size=512,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512),
+        latent_channels=4,
+        layers_per_block=2,
+        sample_size=512,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
     ).to(device, dtype)
     folder = tempfile.mkdtemp(prefix="tok-")
     write_byte_tokenizer(folder)
     tokenizer = CLIPTokenizer.from_pretrained(folder)
-    text = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=768, intermediate_size=64, num_attention_heads=12,
-        num_hidden_layers=1, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )).to(device, dtype)
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=768,
+            intermediate_size=64,
+            num_attention_heads=12,
+            num_hidden_layers=1,
+            max_position_embeddings=77,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    ).to(device, dtype)
     scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
     return StableDiffusionGuidance(unet, vae, text, tokenizer, scheduler)
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Type
 
 import torch
-
 from nerfstudio.engine.optimizers import OptimizerConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -52,10 +51,11 @@ class SGDConfig(OptimizerConfig):
 
 
 def build_trainer(source_run: Path, scene: Path, overrides: dict, out: Path, target: str = "source"):
-    from ids_nerf.scenes.edit_scene import read_scene_info
     from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
     from nerfstudio.engine.optimizers import AdamOptimizerConfig
     from nerfstudio.plugins.registry import discover_methods
+
+    from ids_nerf.scenes.edit_scene import read_scene_info
 
     config = copy.deepcopy(discover_methods()[0]["ids-edit"])
     config.machine.device_type = "cpu"
@@ -124,8 +124,10 @@ def target_quality(scene: Path, target: str, before: torch.Tensor, after: torch.
         edi, src = edi.permute(2, 0, 1), src.permute(2, 0, 1)
         object_psnr.append(psnr(edi, gt, mask == edited_id))
         rest_psnr.append(psnr(edi, src, mask != edited_id))
-    return {"object_psnr_to_target": sum(object_psnr) / len(object_psnr),
-            "identity_psnr_outside_object": sum(rest_psnr) / len(rest_psnr)}
+    return {
+        "object_psnr_to_target": sum(object_psnr) / len(object_psnr),
+        "identity_psnr_outside_object": sum(rest_psnr) / len(rest_psnr),
+    }
 
 
 def run_variant(name: str, source_run: Path, scene: Path, steps: int, out: Path, target: str) -> dict:

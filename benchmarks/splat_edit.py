@@ -31,7 +31,9 @@ def run(command: list, env: dict, log: Path) -> float:
     with log.open("w") as stream:
         result = subprocess.run(command, env=env, stdout=stream, stderr=subprocess.STDOUT)
     if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command[3:5])} failed ({result.returncode}); see {log}:\n{log.read_text()[-3000:]}")
+        raise SystemExit(
+            f"{' '.join(command[3:5])} failed ({result.returncode}); see {log}:\n{log.read_text()[-3000:]}"
+        )
     return time.time() - started
 
 
@@ -41,7 +43,11 @@ def main() -> None:
     from ids_nerf.demo import SMALL_SPLATFACTO
     from ids_nerf.scenes import write_edit_scene
     from tests.nerfstudio_fixtures import (
-        NS_RUN, make_offline_alexnet, offline_env, splat_edit_args, synthetic_train_command,
+        NS_RUN,
+        make_offline_alexnet,
+        offline_env,
+        splat_edit_args,
+        synthetic_train_command,
     )
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -60,28 +66,79 @@ def main() -> None:
     scene = write_edit_scene(root / "scene", size=args.size, views=args.views)
     torch_home = root / "torch-home"
     make_offline_alexnet(torch_home)
-    env = {**offline_env(torch_home), "PYTHONPATH": os.pathsep.join(filter(None, [
-        str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **offline_env(torch_home),
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
+        ),
+    }
     device = args.device.split(":")[0]
     seconds = {}
-    seconds["source"] = run(synthetic_train_command(
-        root, scene, "splatfacto", "src", args.source_steps, *SMALL_SPLATFACTO,
-        *(["--pipeline.model.use-absgrad", "False"] if device == "cpu" else []),  # the stand-in has no absgrad
-        device=device), env, logs / "splat_source.log")
+    seconds["source"] = run(
+        synthetic_train_command(
+            root,
+            scene,
+            "splatfacto",
+            "src",
+            args.source_steps,
+            *SMALL_SPLATFACTO,
+            *(["--pipeline.model.use-absgrad", "False"] if device == "cpu" else []),  # the stand-in has no absgrad
+            device=device,
+        ),
+        env,
+        logs / "splat_source.log",
+    )
     source = root / "out" / "scene" / "splatfacto" / "src"
-    seconds["edit"] = run(synthetic_train_command(
-        root, scene, "ids-edit-splat", "edit", args.edit_steps, "--logging.steps-per-log", "1",
-        *splat_edit_args(scene, source / "nerfstudio_models", scene, args.colour_lr),
-        device=device), env, logs / "splat_edit.log")
+    seconds["edit"] = run(
+        synthetic_train_command(
+            root,
+            scene,
+            "ids-edit-splat",
+            "edit",
+            args.edit_steps,
+            "--logging.steps-per-log",
+            "1",
+            *splat_edit_args(scene, source / "nerfstudio_models", scene, args.colour_lr),
+            device=device,
+        ),
+        env,
+        logs / "splat_edit.log",
+    )
     edited = root / "out" / "scene" / "ids-edit-splat" / "edit"
-    seconds["eval"] = run([
-        *NS_RUN, "ids-nerf", "eval", "--source", str(source / "config.yml"), "--edited", str(edited / "config.yml"),
-        "--out", str(root / "eval"), "--scene", str(scene), "--target-appearance", "edited"], env, logs / "splat_eval.log")
+    seconds["eval"] = run(
+        [
+            *NS_RUN,
+            "ids-nerf",
+            "eval",
+            "--source",
+            str(source / "config.yml"),
+            "--edited",
+            str(edited / "config.yml"),
+            "--out",
+            str(root / "eval"),
+            "--scene",
+            str(scene),
+            "--target-appearance",
+            "edited",
+        ],
+        env,
+        logs / "splat_eval.log",
+    )
     metrics = json.loads((root / "eval" / "metrics.json").read_text())["metrics"]
     split, peak = step_split(edited)
-    result = {"device": args.device, "size": args.size, "views": args.views, "source_steps": args.source_steps,
-              "edit_steps": args.edit_steps, "colour_lr": args.colour_lr, "seconds": seconds,
-              "step_ms": split, "step_total_ms": sum(split.values()), "peak_memory_gib": peak, "metrics": metrics}
+    result = {
+        "device": args.device,
+        "size": args.size,
+        "views": args.views,
+        "source_steps": args.source_steps,
+        "edit_steps": args.edit_steps,
+        "colour_lr": args.colour_lr,
+        "seconds": seconds,
+        "step_ms": split,
+        "step_total_ms": sum(split.values()),
+        "peak_memory_gib": peak,
+        "metrics": metrics,
+    }
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 

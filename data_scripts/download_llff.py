@@ -77,9 +77,7 @@ def extract_scenes(archive: Path, out_dir: Path, scenes: list[str] | None) -> li
         except (zipfile.BadZipFile, OSError) as err:
             raise ScriptError(f"could not unpack {archive}: {err}") from err
         found = {
-            p.parent.name: p.parent
-            for p in sorted(Path(tmp).rglob("poses_bounds.npy"))
-            if "__MACOSX" not in p.parts
+            p.parent.name: p.parent for p in sorted(Path(tmp).rglob("poses_bounds.npy")) if "__MACOSX" not in p.parts
         }
         if not found:
             raise ScriptError(f"{archive} holds no LLFF scene (no folder with poses_bounds.npy)")
@@ -106,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--zip", type=Path, help="an already downloaded nerf_llff_data.zip")
     parser.add_argument("--out", type=Path, default=Path("data/llff"), help="where the scenes go (default: data/llff)")
     parser.add_argument("--scenes", nargs="+", help="only these scenes (default: every scene in the archive)")
-    parser.add_argument(
-        "--downscale", type=int, default=4, help="image folder: 1 = images/, n = images_n/ (default 4)"
-    )
+    parser.add_argument("--downscale", type=int, default=4, help="image folder: 1 = images/, n = images_n/ (default 4)")
     parser.add_argument("--force", action="store_true", help="replace an existing, different transforms.json")
     parser.add_argument("--keep-zip", action="store_true", help="keep the downloaded archive in --out")
     args = parser.parse_args(argv)

@@ -21,9 +21,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scene_dir", type=Path, help="the LLFF scene folder")
-    parser.add_argument(
-        "--downscale", type=int, default=4, help="image folder: 1 = images/, n = images_n/ (default 4)"
-    )
+    parser.add_argument("--downscale", type=int, default=4, help="image folder: 1 = images/, n = images_n/ (default 4)")
     parser.add_argument("--out-name", default="transforms.json", help="output file name inside scene_dir")
     parser.add_argument("--force", action="store_true", help="replace an existing, different output file")
     args = parser.parse_args(argv)

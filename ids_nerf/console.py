@@ -78,8 +78,8 @@ def format_seconds(seconds: float) -> str:
 
 class Stages:
     """Numbered stages on the console, e.g. ``[2/4] source nerfacto: step 300/600 (50%), about 1 min 10 s
-    left``; ``stream`` None keeps them silent. On a terminal the progress line is redrawn in place; elsewhere (a log, CI) it is printed
-    each time another tenth of the stage is done."""
+    left``; ``stream`` None keeps them silent. On a terminal the progress line is redrawn in place;
+    elsewhere (a log, CI) it is printed each time another tenth of the stage is done."""
 
     def __init__(self, total: int, stream: Optional[TextIO] = sys.stdout) -> None:
         self.total, self.stream = total, stream
@@ -116,8 +116,9 @@ class Stages:
 
     def done(self, detail: str = "") -> None:
         took = format_seconds(time.time() - self.started)
-        self._emit(f"[{self.number}/{self.total}] {self.name}: done in {took}" + (f" ({detail})" if detail else ""),
-                   final=True)
+        self._emit(
+            f"[{self.number}/{self.total}] {self.name}: done in {took}" + (f" ({detail})" if detail else ""), final=True
+        )
 
     def _emit(self, text: str, final: bool) -> None:
         if self.stream is None:

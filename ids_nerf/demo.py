@@ -24,12 +24,22 @@ REDUCED_NERFACTO = [
     # nerfacto with a smaller torch hash grid and no evaluation: a CPU-sized source model. A random
     # background (with the dataset's alpha kept, see the spec) stops nerfacto from hiding white haze
     # in front of the white background, which otherwise ruins the test views (measured: 10 vs 23 dB).
-    "--pipeline.model.implementation", "torch",
-    "--pipeline.model.log2-hashmap-size", "15",
-    "--pipeline.model.proposal-net-args-list.0.log2-hashmap-size", "15",
-    "--pipeline.model.proposal-net-args-list.1.log2-hashmap-size", "15",
-    "--pipeline.model.background-color", "random",
-    "--steps-per-eval-batch", "0", "--steps-per-eval-image", "0", "--steps-per-eval-all-images", "0",
+    "--pipeline.model.implementation",
+    "torch",
+    "--pipeline.model.log2-hashmap-size",
+    "15",
+    "--pipeline.model.proposal-net-args-list.0.log2-hashmap-size",
+    "15",
+    "--pipeline.model.proposal-net-args-list.1.log2-hashmap-size",
+    "15",
+    "--pipeline.model.background-color",
+    "random",
+    "--steps-per-eval-batch",
+    "0",
+    "--steps-per-eval-image",
+    "0",
+    "--steps-per-eval-all-images",
+    "0",
 ]
 
 
@@ -37,11 +47,20 @@ SMALL_SPLATFACTO = [
     # splatfacto for a small synthetic scene: full resolution from the first step (its default trains
     # at 1/4 for 3000 steps, 8x8 pixels here), Gaussians started inside the scene, and a random
     # background against haze as for nerfacto. Measured at 32x32: 28.7 dB after 1500 steps.
-    "--pipeline.model.num-downscales", "0",
-    "--pipeline.model.num-random", "2000",
-    "--pipeline.model.random-scale", "2.5",
-    "--pipeline.model.background-color", "random",
-    "--steps-per-eval-batch", "0", "--steps-per-eval-image", "0", "--steps-per-eval-all-images", "0",
+    "--pipeline.model.num-downscales",
+    "0",
+    "--pipeline.model.num-random",
+    "2000",
+    "--pipeline.model.random-scale",
+    "2.5",
+    "--pipeline.model.background-color",
+    "random",
+    "--steps-per-eval-batch",
+    "0",
+    "--steps-per-eval-image",
+    "0",
+    "--steps-per-eval-all-images",
+    "0",
 ]
 SPLAT_EDIT_COLOUR_LR = ["--optimizers.features-dc.optimizer.lr", "0.025"]
 """splatfacto's colour rate (0.0025) is sized for a 3000-step edit; the demo's 120 steps need ten times it."""
@@ -94,15 +113,19 @@ class Demo:
 
         splat = self.method.endswith("-splat")
         if splat and not torch.cuda.is_available():
-            raise UserError(f"{self.method} needs a CUDA device: gsplat rasterizes on CUDA only; "
-                            "on this machine try --method ids-edit")
+            raise UserError(
+                f"{self.method} needs a CUDA device: gsplat rasterizes on CUDA only; "
+                "on this machine try --method ids-edit"
+            )
         check_output_free(self.out)
         start = time.time()
         source_steps = self.source_steps or (1500 if splat else 600)
         stages = Stages(4)
-        print(f"ids-nerf demo: a synthetic scene, a source {'splatfacto' if splat else 'nerfacto'} "
-              f"({source_steps} steps), an {self.method} edit ({self.edit_steps} steps) scored by "
-              f"{'the exact-score model' if self.model == 'exact' else self.model}, its evaluation. Into {self.out}/")
+        print(
+            f"ids-nerf demo: a synthetic scene, a source {'splatfacto' if splat else 'nerfacto'} "
+            f"({source_steps} steps), an {self.method} edit ({self.edit_steps} steps) scored by "
+            f"{'the exact-score model' if self.model == 'exact' else self.model}, its evaluation. Into {self.out}/"
+        )
         stages.start(f"scene: {self.views} views of {self.size}x{self.size} pixels")
         scene = write_edit_scene(self.out / "scene", size=self.size, views=self.views, seed=self.seed)
         stages.done(str(scene))
@@ -112,24 +135,41 @@ class Demo:
             env.setdefault("HF_HUB_OFFLINE", "1")  # nothing to download: never wait on the network
         if torch_home is not None:
             env["TORCH_HOME"] = os.environ["TORCH_HOME"] = torch_home
-            print("      No real AlexNet weights in the torch cache: nerfacto gets an untrained stand-in, "
-                  "LPIPS is skipped.")
+            print(
+                "      No real AlexNet weights in the torch cache: nerfacto gets an untrained stand-in, "
+                "LPIPS is skipped."
+            )
         captions = read_scene_info(scene)["appearances"]
         model = f"exact:{scene}" if self.model == "exact" else self.model
         spec = EditSpec(
-            name="demo", scene=scene, source_prompt=captions["source"], target_prompt=captions["edited"],
+            name="demo",
+            scene=scene,
+            source_prompt=captions["source"],
+            target_prompt=captions["edited"],
             dataparser_args=["--alpha-color", "None"],
             source_method="splatfacto" if splat else "nerfacto",
-            source_args=[*device_args(), "--max-num-iterations", str(source_steps),
-                         *(SMALL_SPLATFACTO if splat else [
-                             *REDUCED_NERFACTO, "--pipeline.datamanager.train-num-rays-per-batch",
-                             str(self.source_rays)])],
+            source_args=[
+                *device_args(),
+                "--max-num-iterations",
+                str(source_steps),
+                *(
+                    SMALL_SPLATFACTO
+                    if splat
+                    else [*REDUCED_NERFACTO, "--pipeline.datamanager.train-num-rays-per-batch", str(self.source_rays)]
+                ),
+            ],
             method=self.method,
-            edit_args=[*device_args(), "--max-num-iterations", str(self.edit_steps), "--pipeline.diffusion-model", model,
-                       # lambda 0.1 rather than the paper's 1 (tuned for SD latents): best with the
-                       # exact-score model at CFG 7.5, in 2D and on the NeRF (docs/results*.md)
-                       *(["--pipeline.fpr-scale", "0.1"] if self.model == "exact" else []),
-                       *(SPLAT_EDIT_COLOUR_LR if splat else [])],
+            edit_args=[
+                *device_args(),
+                "--max-num-iterations",
+                str(self.edit_steps),
+                "--pipeline.diffusion-model",
+                model,
+                # lambda 0.1 rather than the paper's 1 (tuned for SD latents): best with the
+                # exact-score model at CFG 7.5, in 2D and on the NeRF (docs/results*.md)
+                *(["--pipeline.fpr-scale", "0.1"] if self.model == "exact" else []),
+                *(SPLAT_EDIT_COLOUR_LR if splat else []),
+            ],
             output_dir=self.out / "runs",
         )
         # the runs' own logs keep everything; the console keeps only what a person reads

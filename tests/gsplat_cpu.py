@@ -25,8 +25,9 @@ ALPHA_MAX = 0.999  # and caps each at this, so transmittance never reaches 0
 TRANSMITTANCE_MIN = 1e-4  # a pixel stops at the first Gaussian that would take it to this or below
 
 
-def composite(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor, depths: Tensor,
-              width: int, height: int) -> Tuple[Tensor, Tensor]:
+def composite(
+    means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor, depths: Tensor, width: int, height: int
+) -> Tuple[Tensor, Tensor]:
     """Alpha-composite N projected Gaussians of one camera, front to back, at every pixel centre.
 
     Returns colors [H, W, D] and accumulated alpha [H, W, 1]. Gaussians are ordered by depth, as
@@ -34,8 +35,9 @@ def composite(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor
     """
     order = depths.argsort()
     means2d, conics, opacities, colors = means2d[order], conics[order], opacities[order], colors[order]
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=means2d.dtype), torch.arange(width, dtype=means2d.dtype),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=means2d.dtype), torch.arange(width, dtype=means2d.dtype), indexing="ij"
+    )
     pixels = torch.stack([xs, ys], -1).reshape(-1, 1, 2) + 0.5  # [P, 1, 2]
     dx, dy = (pixels - means2d[None]).unbind(-1)  # [P, N] each
     sigma = 0.5 * (conics[:, 0] * dx**2 + conics[:, 2] * dy**2) + conics[:, 1] * dx * dy
@@ -48,23 +50,48 @@ def composite(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor
     return rendered, weights.sum(1).reshape(height, width, 1)
 
 
-def rasterization(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor,
-                  viewmats: Tensor, Ks: Tensor, width: int, height: int, near_plane: float = 0.01,
-                  far_plane: float = 1e10, eps2d: float = 0.3, sh_degree: Optional[int] = None,
-                  render_mode: str = "RGB", rasterize_mode: str = "classic", absgrad: bool = False,
-                  **_ignored) -> Tuple[Tensor, Tensor, Dict]:
+def rasterization(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    colors: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    eps2d: float = 0.3,
+    sh_degree: Optional[int] = None,
+    render_mode: str = "RGB",
+    rasterize_mode: str = "classic",
+    absgrad: bool = False,
+    **_ignored,
+) -> Tuple[Tensor, Tensor, Dict]:
     """The subset of ``gsplat.rasterization`` that splatfacto uses: one camera, unpacked, RGB or RGB+ED.
 
     ``absgrad`` (the per-pixel absolute gradient that splatfacto's densification may use) needs
     gsplat's own backward pass: train with ``--pipeline.model.use-absgrad False``.
     """
     if viewmats.shape[0] != 1 or render_mode not in ("RGB", "RGB+ED") or absgrad:
-        raise NotImplementedError("CPU rasterizer: one camera, RGB or RGB+ED, absgrad off "
-                                  f"(got {viewmats.shape[0]} cameras, {render_mode}, absgrad={absgrad})")
+        raise NotImplementedError(
+            "CPU rasterizer: one camera, RGB or RGB+ED, absgrad off "
+            f"(got {viewmats.shape[0]} cameras, {render_mode}, absgrad={absgrad})"
+        )
     covars, _ = _quat_scale_to_covar_preci(quats, scales, True, False, triu=False)
     radii, means2d, depths, conics, compensations = _fully_fused_projection(
-        means, covars, viewmats, Ks, width, height, eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
-        calc_compensations=rasterize_mode == "antialiased")
+        means,
+        covars,
+        viewmats,
+        Ks,
+        width,
+        height,
+        eps2d=eps2d,
+        near_plane=near_plane,
+        far_plane=far_plane,
+        calc_compensations=rasterize_mode == "antialiased",
+    )
     opacities = opacities[None] * (compensations if compensations is not None else 1.0)  # [1, N]
     if sh_degree is not None:
         directions = means[None] - torch.inverse(viewmats)[:, None, :3, 3]
@@ -74,12 +101,28 @@ def rasterization(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tenso
     if render_mode == "RGB+ED":
         colors = torch.cat([colors, depths[..., None]], -1)
     visible = radii[0] > 0
-    rendered, alpha = composite(means2d[0, visible], conics[0, visible], opacities[0, visible],
-                                colors[0, visible], depths[0, visible], width, height)
+    rendered, alpha = composite(
+        means2d[0, visible],
+        conics[0, visible],
+        opacities[0, visible],
+        colors[0, visible],
+        depths[0, visible],
+        width,
+        height,
+    )
     if render_mode == "RGB+ED":
         rendered = torch.cat([rendered[..., :-1], rendered[..., -1:] / alpha.clamp(min=1e-10)], -1)
-    info = {"radii": radii, "means2d": means2d, "depths": depths, "conics": conics, "width": width,
-            "height": height, "n_cameras": 1, "camera_ids": None, "gaussian_ids": None}
+    info = {
+        "radii": radii,
+        "means2d": means2d,
+        "depths": depths,
+        "conics": conics,
+        "width": width,
+        "height": height,
+        "n_cameras": 1,
+        "camera_ids": None,
+        "gaussian_ids": None,
+    }
     return rendered[None], alpha[None], info
 
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 NS_RUN = [sys.executable, "-m", "tests.ns_run"]
 """Runs a console script in this Python; splatfacto gets the CPU stand-in rasterizer where there is no CUDA."""
 
@@ -19,13 +18,27 @@ def ns_command(name: str) -> list:
     return [str(script)] if script.exists() else [*NS_RUN, name]
 
 
-def synthetic_train_command(root: Path, scene: Path, method: str, timestamp: str, steps: int, *args: str,
-                            device: str = "cpu") -> list:
+def synthetic_train_command(
+    root: Path, scene: Path, method: str, timestamp: str, steps: int, *args: str, device: str = "cpu"
+) -> list:
     """``ns-train method`` (through :data:`NS_RUN`) on the synthetic edit scene ``scene`` (blender-data,
     alpha kept); the run lands in ``root/out/scene/<method>/<timestamp>``. ``args`` go before the dataparser."""
-    common = ["--machine.device-type", device, "--vis", "tensorboard", "--logging.local-writer.enable", "False",
-              "--output-dir", str(root / "out"), "--experiment-name", "scene", "--timestamp", timestamp,
-              "--max-num-iterations", str(steps)]
+    common = [
+        "--machine.device-type",
+        device,
+        "--vis",
+        "tensorboard",
+        "--logging.local-writer.enable",
+        "False",
+        "--output-dir",
+        str(root / "out"),
+        "--experiment-name",
+        "scene",
+        "--timestamp",
+        timestamp,
+        "--max-num-iterations",
+        str(steps),
+    ]
     return [*NS_RUN, "ns-train", method, *common, *args, "blender-data", "--data", str(scene), "--alpha-color", "None"]
 
 
@@ -36,10 +49,20 @@ def splat_edit_args(scene: Path, load_dir: Path, guidance_scene: Path, colour_lr
     from ids_nerf.scenes.edit_scene import read_scene_info
 
     captions = read_scene_info(scene)["appearances"]
-    return ["--load-dir", str(load_dir),
-            "--pipeline.source-prompt", captions["source"], "--pipeline.target-prompt", captions["edited"],
-            "--pipeline.diffusion-model", f"exact:{guidance_scene}", "--pipeline.fpr-scale", "0.1",
-            "--optimizers.features-dc.optimizer.lr", str(colour_lr)]
+    return [
+        "--load-dir",
+        str(load_dir),
+        "--pipeline.source-prompt",
+        captions["source"],
+        "--pipeline.target-prompt",
+        captions["edited"],
+        "--pipeline.diffusion-model",
+        f"exact:{guidance_scene}",
+        "--pipeline.fpr-scale",
+        "0.1",
+        "--optimizers.features-dc.optimizer.lr",
+        str(colour_lr),
+    ]
 
 
 def make_offline_alexnet(torch_home: Path) -> Path:
@@ -71,26 +94,45 @@ def train_source_nerfacto(scene: Path, output_dir: Path, env: dict, steps: int =
     command = [
         *ns_command("ns-train"),
         "nerfacto",
-        "--machine.device-type", "cpu",
-        "--vis", "tensorboard",
-        "--max-num-iterations", str(steps),
-        "--steps-per-save", "1000000",
-        "--steps-per-eval-batch", "0",
-        "--steps-per-eval-image", "0",
-        "--steps-per-eval-all-images", "0",
-        "--logging.local-writer.enable", "False",
-        "--pipeline.datamanager.train-num-rays-per-batch", "256",
-        "--pipeline.datamanager.eval-num-rays-per-batch", "256",
-        "--pipeline.model.eval-num-rays-per-chunk", "1024",
-        "--pipeline.model.implementation", "torch",
-        "--pipeline.model.log2-hashmap-size", "15",
-        "--pipeline.model.proposal-net-args-list.0.log2-hashmap-size", "15",
-        "--pipeline.model.proposal-net-args-list.1.log2-hashmap-size", "15",
-        "--output-dir", str(output_dir),
-        "--experiment-name", "scene",
-        "--timestamp", "src",
+        "--machine.device-type",
+        "cpu",
+        "--vis",
+        "tensorboard",
+        "--max-num-iterations",
+        str(steps),
+        "--steps-per-save",
+        "1000000",
+        "--steps-per-eval-batch",
+        "0",
+        "--steps-per-eval-image",
+        "0",
+        "--steps-per-eval-all-images",
+        "0",
+        "--logging.local-writer.enable",
+        "False",
+        "--pipeline.datamanager.train-num-rays-per-batch",
+        "256",
+        "--pipeline.datamanager.eval-num-rays-per-batch",
+        "256",
+        "--pipeline.model.eval-num-rays-per-chunk",
+        "1024",
+        "--pipeline.model.implementation",
+        "torch",
+        "--pipeline.model.log2-hashmap-size",
+        "15",
+        "--pipeline.model.proposal-net-args-list.0.log2-hashmap-size",
+        "15",
+        "--pipeline.model.proposal-net-args-list.1.log2-hashmap-size",
+        "15",
+        "--output-dir",
+        str(output_dir),
+        "--experiment-name",
+        "scene",
+        "--timestamp",
+        "src",
         "blender-data",
-        "--data", str(scene),
+        "--data",
+        str(scene),
     ]
     result = subprocess.run(command, env=run_env, capture_output=True, text=True)
     if result.returncode != 0:

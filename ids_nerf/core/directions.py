@@ -86,8 +86,15 @@ def ids_step(
         return dds_step(score_fn, z_src, z_trg, cond_src, cond_trg, t, noise, alphas_cumprod)
     z_src, z_trg, noise = z_src.detach(), z_trg.detach(), noise.detach().to(z_src.dtype)
     fpr = fpr_refine(
-        score_fn, z_src, add_noise(z_src, noise, t, alphas_cumprod), cond_src, t, alphas_cumprod,
-        fpr_steps, fpr_scale, fpr_jacobian,
+        score_fn,
+        z_src,
+        add_noise(z_src, noise, t, alphas_cumprod),
+        cond_src,
+        t,
+        alphas_cumprod,
+        fpr_steps,
+        fpr_scale,
+        fpr_jacobian,
     )
     eps_star = guided_noise(fpr.z_t, z_src, t, alphas_cumprod)
     z_t_trg = add_noise(z_trg, eps_star, t, alphas_cumprod)
@@ -131,7 +138,9 @@ def ids_direction(
     >>> bool(d.abs().max() < 1e-12)  # identical source and target: no update
     True
     """
-    return ids_step(score_fn, z_src, z_trg, cond_src, cond_trg, t, noise, alphas_cumprod, fpr_steps, fpr_scale).direction
+    return ids_step(
+        score_fn, z_src, z_trg, cond_src, cond_trg, t, noise, alphas_cumprod, fpr_steps, fpr_scale
+    ).direction
 
 
 def dds_direction(
@@ -149,7 +158,9 @@ def dds_direction(
     return dds_step(score_fn, z_src, z_trg, cond_src, cond_trg, t, noise, alphas_cumprod).direction
 
 
-def sds_direction(score_fn: ScoreFn, z: Tensor, cond: Tensor, t: Tensor, noise: Tensor, alphas_cumprod: Tensor) -> Tensor:
+def sds_direction(
+    score_fn: ScoreFn, z: Tensor, cond: Tensor, t: Tensor, noise: Tensor, alphas_cumprod: Tensor
+) -> Tensor:
     """SDS (Poole et al. 2023) with ``w(t) = 1``: ``eps_hat(z_t, y, t) - eps``, detached."""
     z, noise = z.detach(), noise.detach().to(z.dtype)
     with torch.no_grad():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
 from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
 
 

@@ -148,13 +148,17 @@ def evaluate_runs(
             src_images = torch.stack([s["rgb"] for s in source])
             edi_images = torch.stack([e["rgb"] for e in edited])
             report.metrics["clip_text_image"] = scorer.text_image_similarity(edi_images, target_prompt)
-            report.metrics["clip_directional"] = scorer.directional_similarity(src_images, edi_images, source_prompt, target_prompt)
+            report.metrics["clip_directional"] = scorer.directional_similarity(
+                src_images, edi_images, source_prompt, target_prompt
+            )
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps({"metrics": report.metrics, "notices": report.notices}, indent=2))
     (out / "metrics.md").write_text(report.markdown())
     reference_name = "ground-truth target" if targets[0] is not None else "source (no target)"
     columns = ["source", "edited", reference_name, "difference x4"]  # |edited - reference|
-    labeled_grid(grid_rows, columns, row_labels=[f"test view {i}" for i in range(len(grid_rows))]).save(out / "grid.png")
+    labeled_grid(grid_rows, columns, row_labels=[f"test view {i}" for i in range(len(grid_rows))]).save(
+        out / "grid.png"
+    )
     return report
 
 
@@ -190,8 +194,14 @@ class EvalRuns:
             appearance_images(self.scene, self.target_appearance, "test")  # unknown names fail here, in one line
         with staged_output_dir(self.out) as staging:
             report = evaluate_runs(
-                self.source, self.edited, staging, self.scene, self.target_appearance,
-                self.source_prompt, self.target_prompt, self.clip_model,
+                self.source,
+                self.edited,
+                staging,
+                self.scene,
+                self.target_appearance,
+                self.source_prompt,
+                self.target_prompt,
+                self.clip_model,
             )
         print(report.markdown(), end="")
         print(f"Written to {self.out}/metrics.json, metrics.md, grid.png")

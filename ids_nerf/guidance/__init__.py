@@ -6,4 +6,11 @@ from ids_nerf.guidance.score_model import ScoreModel
 from ids_nerf.guidance.stable_diffusion import StableDiffusionGuidance
 from ids_nerf.guidance.tiny import make_tiny_sd
 
-__all__ = ["DEFAULT_MODEL", "ScoreModel", "load_guidance", "StableDiffusionGuidance", "load_stable_diffusion", "make_tiny_sd"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "ScoreModel",
+    "load_guidance",
+    "StableDiffusionGuidance",
+    "load_stable_diffusion",
+    "make_tiny_sd",
+]

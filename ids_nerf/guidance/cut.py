@@ -90,7 +90,9 @@ def cut_loss(guidance, z_src: Tensor, z_trg: Tensor, cond_src, cond_trg, t, nois
     z_t = torch.cat([add_noise(z_src.detach(), noise, t, ac), add_noise(z_trg, noise, t, ac)])
     cond = torch.cat([cond_src, cond_trg]).to(guidance.device, guidance.dtype)
     with up_block_self_attention(guidance.unet) as features:
-        guidance.unet(z_t.to(guidance.device, guidance.dtype), torch.cat([t, t]).to(guidance.device), encoder_hidden_states=cond)
+        guidance.unet(
+            z_t.to(guidance.device, guidance.dtype), torch.cat([t, t]).to(guidance.device), encoder_hidden_states=cond
+        )
     losses = []
     for tokens in features:
         fmap = _tokens_to_map(tokens, z_trg.shape[-2:])

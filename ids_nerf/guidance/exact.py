@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
 from ids_nerf.core import alpha_bar, classifier_free_guidance, sample_timesteps, sd_alphas_cumprod
+from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
 from ids_nerf.errors import UserError
 
 EXACT_PREFIX = "exact:"
@@ -56,7 +56,7 @@ def posterior_mean(z_t: Tensor, a_t: Tensor, support: Tensor) -> Tensor:
     flat = z_t.flatten(1)  # [B, D]
     points = support.flatten(1).to(z_t.dtype)  # [N, D]
     a = a_t.reshape(-1, 1)
-    sq_dist = (flat.square().sum(1, keepdim=True) - 2 * a.sqrt() * flat @ points.T + a * points.square().sum(1)[None])
+    sq_dist = flat.square().sum(1, keepdim=True) - 2 * a.sqrt() * flat @ points.T + a * points.square().sum(1)[None]
     weights = torch.softmax(-sq_dist / (2 * (1 - a)), dim=1)  # [B, N]
     return (weights @ points).reshape(z_t.shape)
 
@@ -166,6 +166,4 @@ def load_exact_score(
         images = torch.stack([read_rgb_on_white(p) for p in appearance_images(scene, name, "train")])
         sets[caption] = codec.encode(images)
         aliases[name] = caption
-    return ExactScoreGuidance(
-        sets, codec, int(info["size"]), guidance_scale, min_step, max_step, device, aliases
-    )
+    return ExactScoreGuidance(sets, codec, int(info["size"]), guidance_scale, min_step, max_step, device, aliases)

@@ -9,8 +9,8 @@ from typing import Literal
 import torch
 
 from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
-from ids_nerf.guidance.score_model import ScoreModel
 from ids_nerf.errors import ModelUnavailableError
+from ids_nerf.guidance.score_model import ScoreModel
 from ids_nerf.guidance.stable_diffusion import StableDiffusionGuidance
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -99,7 +99,9 @@ def load_stable_diffusion(
                 "make one with `ids-nerf make-tiny-sd DIR` or save a pipeline with save_pretrained"
             ) from err
     elif _looks_like_path(model):
-        raise ModelUnavailableError(f"diffusion model folder '{model}' does not exist; pass an existing folder or a hub id")
+        raise ModelUnavailableError(
+            f"diffusion model folder '{model}' does not exist; pass an existing folder or a hub id"
+        )
     else:
         try:
             parts = _load_parts(model, dtype, local_files_only=True)
@@ -117,9 +119,7 @@ def load_stable_diffusion(
                     f"diffusion model '{model}' could not be downloaded from the hub ({_first_line(err2)}); "
                     "check the id and your access, or pass a local diffusers folder as the model"
                 ) from err2
-    guidance = StableDiffusionGuidance(
-        guidance_scale=guidance_scale, min_step=min_step, max_step=max_step, **parts
-    )
+    guidance = StableDiffusionGuidance(guidance_scale=guidance_scale, min_step=min_step, max_step=max_step, **parts)
     for name in ("unet", "vae", "text_encoder"):
         getattr(guidance, name).to(device)
     return guidance

@@ -12,8 +12,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
 from ids_nerf.core import classifier_free_guidance, sample_timesteps
+from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
 
 
 class StableDiffusionGuidance:

@@ -11,12 +11,12 @@ from typing import Optional
 import torch
 from tqdm.auto import tqdm
 
-from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
 from ids_nerf.core import dds_step, distillation_loss, ids_step
+from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
 from ids_nerf.errors import UserError
 from ids_nerf.guidance import DEFAULT_MODEL, load_guidance
-from ids_nerf.guidance.loading import resolve_precision
 from ids_nerf.guidance.cut import cut_loss
+from ids_nerf.guidance.loading import resolve_precision
 from ids_nerf.image_editing.images import load_image, side_by_side, to_pil, to_tensor
 from ids_nerf.io import check_output_free, staged_output_dir
 
@@ -108,8 +108,10 @@ def edit_image(config: EditImageConfig) -> Path:
         config.model, config.precision, device, config.guidance_scale, config.min_step, config.max_step
     )
     if config.method == "cds" and not hasattr(guidance, "unet"):
-        raise UserError(f"--method cds needs a Stable Diffusion model (CUT uses its UNet's self-attention); "
-                        f"'{config.model}' has none: use --method ids or dds with it")
+        raise UserError(
+            f"--method cds needs a Stable Diffusion model (CUT uses its UNet's self-attention); "
+            f"'{config.model}' has none: use --method ids or dds with it"
+        )
     source = to_tensor(image, guidance.native_size).to(device)
     cond_src = guidance.embed_prompt(config.source_prompt)
     cond_trg = guidance.embed_prompt(config.target_prompt)
@@ -129,12 +131,25 @@ def edit_image(config: EditImageConfig) -> Path:
             t = guidance.sample_timesteps(1, generator).to(device)
             noise = torch.randn(z_src.shape, generator=generator).to(device)
             if config.method == "ids":
-                result = ids_step(guidance.score_fn, z_src, z_trg, cond_src, cond_trg, t, noise, ac, config.fpr_steps, config.fpr_scale)
+                result = ids_step(
+                    guidance.score_fn,
+                    z_src,
+                    z_trg,
+                    cond_src,
+                    cond_trg,
+                    t,
+                    noise,
+                    ac,
+                    config.fpr_steps,
+                    config.fpr_scale,
+                )
             else:
                 result = dds_step(guidance.score_fn, z_src, z_trg, cond_src, cond_trg, t, noise, ac)
             loss = distillation_loss(z_trg, result.direction, scale)
             if config.method == "cds":
-                loss = loss + config.cut_weight * cut_loss(guidance, z_src, z_trg, cond_src, cond_trg, t, noise, generator=generator)
+                loss = loss + config.cut_weight * cut_loss(
+                    guidance, z_src, z_trg, cond_src, cond_trg, t, noise, generator=generator
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

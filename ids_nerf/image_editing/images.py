@@ -21,7 +21,9 @@ def load_image(path: Path) -> Image.Image:
         with Image.open(path) as image:
             return image.convert("RGB")
     except (UnidentifiedImageError, OSError) as err:
-        raise UserError(f"image '{path}' cannot be read as an image ({type(err).__name__}); pass a PNG or JPEG") from err
+        raise UserError(
+            f"image '{path}' cannot be read as an image ({type(err).__name__}); pass a PNG or JPEG"
+        ) from err
 
 
 def to_tensor(image: Image.Image, size: int) -> Tensor:
@@ -72,8 +74,12 @@ def labeled_grid(
             canvas.paste(picture, (left + c * width, y))
             if captions and captions[r][c]:
                 text = captions[r][c]
-                draw.text((left + c * width + (width - _text_width(font, text)) / 2, y + tile + 2), text,
-                          fill="black", font=font)
+                draw.text(
+                    (left + c * width + (width - _text_width(font, text)) / 2, y + tile + 2),
+                    text,
+                    fill="black",
+                    font=font,
+                )
     return canvas
 
 

@@ -58,9 +58,13 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu")
     except Exception as err:  # a truncated file raises anything from EOFError to RuntimeError
-        raise UserError(f"checkpoint '{path}' cannot be read ({type(err).__name__}); pass an intact nerfstudio checkpoint") from err
+        raise UserError(
+            f"checkpoint '{path}' cannot be read ({type(err).__name__}); pass an intact nerfstudio checkpoint"
+        ) from err
     if not isinstance(state, dict) or "pipeline" not in state or "step" not in state:
-        raise UserError(f"'{path}' is not a nerfstudio checkpoint (no pipeline state); pass a run's nerfstudio_models folder")
+        raise UserError(
+            f"'{path}' is not a nerfstudio checkpoint (no pipeline state); pass a run's nerfstudio_models folder"
+        )
     return state
 
 

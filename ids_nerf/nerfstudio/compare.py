@@ -62,11 +62,13 @@ def render_views(
             outputs = pipeline.model.get_outputs_for_camera(camera)
         rgb = outputs["rgb"].permute(2, 0, 1).clamp(0, 1).cpu()
         if with_geometry:
-            images.append({
-                "rgb": rgb,
-                "depth": outputs["depth"][..., 0].cpu(),
-                "accumulation": outputs["accumulation"][..., 0].cpu(),
-            })
+            images.append(
+                {
+                    "rgb": rgb,
+                    "depth": outputs["depth"][..., 0].cpu(),
+                    "accumulation": outputs["accumulation"][..., 0].cpu(),
+                }
+            )
         else:
             images.append(rgb)
     return images

@@ -11,10 +11,6 @@ Defaults and their reasons:
 
 from __future__ import annotations
 
-from ids_nerf.nerfstudio.datamanager import IDSEditDataManagerConfig
-from ids_nerf.nerfstudio.pipeline import IDSEditPipelineConfig
-from ids_nerf.nerfstudio.splat import IDSSplatEditPipelineConfig, splat_param_groups_lr
-from ids_nerf.nerfstudio.trainer import IDSEditTrainerConfig
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.configs.base_config import ViewerConfig
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
@@ -23,6 +19,11 @@ from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.models.nerfacto import NerfactoModelConfig
 from nerfstudio.models.splatfacto import SplatfactoModelConfig
 from nerfstudio.plugins.types import MethodSpecification
+
+from ids_nerf.nerfstudio.datamanager import IDSEditDataManagerConfig
+from ids_nerf.nerfstudio.pipeline import IDSEditPipelineConfig
+from ids_nerf.nerfstudio.splat import IDSSplatEditPipelineConfig, splat_param_groups_lr
+from ids_nerf.nerfstudio.trainer import IDSEditTrainerConfig
 
 EDIT_STEPS = 3000
 

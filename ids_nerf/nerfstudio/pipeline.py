@@ -14,18 +14,18 @@ from typing import Any, Callable, ClassVar, Dict, List, Literal, Mapping, Option
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
-from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
-from ids_nerf.core import distillation_loss, ids_step
-from ids_nerf.errors import UserError
-from ids_nerf.guidance import DEFAULT_MODEL, ScoreModel, load_guidance
-from ids_nerf.nerfstudio.rendering import camera_rays, render_with_backprop
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfstudio.model_components.losses import interlevel_loss
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 from nerfstudio.utils import writer
 from nerfstudio.utils.rich_utils import CONSOLE
+from torch import Tensor
+
+from ids_nerf.core import distillation_loss, ids_step
+from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
+from ids_nerf.errors import UserError
+from ids_nerf.guidance import DEFAULT_MODEL, ScoreModel, load_guidance
+from ids_nerf.nerfstudio.rendering import camera_rays, render_with_backprop
 
 
 @dataclass
@@ -109,7 +109,9 @@ def validate_edit_config(config: IDSEditPipelineConfig) -> None:
     if config.source_prompt.strip() == config.target_prompt.strip():
         CONSOLE.print("[bold yellow]Warning: source and target prompts are identical; the edit will change little.")
     if config.fpr_steps < 0 or config.view_hold_steps < 1 or config.render_chunk_rays < 1:
-        raise UserError("need --pipeline.fpr-steps >= 0, --pipeline.view-hold-steps >= 1, --pipeline.render-chunk-rays >= 1")
+        raise UserError(
+            "need --pipeline.fpr-steps >= 0, --pipeline.view-hold-steps >= 1, --pipeline.render-chunk-rays >= 1"
+        )
     if not 0 <= config.min_step < config.max_step <= 1000:
         raise UserError("need 0 <= --pipeline.min-step < --pipeline.max-step <= 1000")
 
@@ -171,8 +173,12 @@ class IDSEditPipeline(VanillaPipeline):
         """Load the diffusion model (the only place an edit does) and embed both prompts once."""
         device = self.config.diffusion_device or str(self.device)
         self.guidance = load_guidance(
-            self.config.diffusion_model, self.config.diffusion_precision, device,
-            self.config.guidance_scale, self.config.min_step, self.config.max_step,
+            self.config.diffusion_model,
+            self.config.diffusion_precision,
+            device,
+            self.config.guidance_scale,
+            self.config.min_step,
+            self.config.max_step,
         )
         self.guidance.embed_prompt(self.config.source_prompt)
         self.guidance.embed_prompt(self.config.target_prompt)
@@ -197,7 +203,10 @@ class IDSEditPipeline(VanillaPipeline):
                     psnrs.append(float(-10 * torch.log10(error)))
         target = "cpu" if self.config.source_latents_device == "cpu" else self.device
         self.source_latents = torch.cat(latents).to(target)
-        CONSOLE.print(f"Stored {len(latents)} source latents of shape {tuple(latents[0].shape[1:])} ({self.config.source_latents_from})")
+        CONSOLE.print(
+            f"Stored {len(latents)} source latents of shape {tuple(latents[0].shape[1:])} "
+            f"({self.config.source_latents_from})"
+        )
         warning = source_fidelity_warning(sum(psnrs) / len(psnrs)) if psnrs else None
         if warning:
             CONSOLE.print(f"[bold yellow]Warning: {warning}", soft_wrap=True)  # one line, however wide
@@ -305,8 +314,17 @@ class IDSEditPipeline(VanillaPipeline):
             cond_src = self.guidance.embed_prompt(self.config.source_prompt)
             cond_trg = self.guidance.embed_prompt(self.config.target_prompt)
             result = ids_step(
-                self.guidance.score_fn, z_src, z_trg, cond_src, cond_trg, t, noise,
-                self.guidance.alphas_cumprod, self.config.fpr_steps, self.config.fpr_scale, self.config.fpr_jacobian,
+                self.guidance.score_fn,
+                z_src,
+                z_trg,
+                cond_src,
+                cond_trg,
+                t,
+                noise,
+                self.guidance.alphas_cumprod,
+                self.config.fpr_steps,
+                self.config.fpr_scale,
+                self.config.fpr_jacobian,
             )
             clock.lap("guidance")
             scale = self.config.loss_scale / (z_trg.shape[-2] * z_trg.shape[-1])

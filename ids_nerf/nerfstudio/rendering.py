@@ -15,11 +15,10 @@ from typing import Callable, Iterator, Optional, Tuple
 
 import torch
 from jaxtyping import Float
-from torch import Tensor
-
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.models.base_model import Model
+from torch import Tensor
 
 ChunkLoss = Callable[[dict], Tensor]
 """Extra loss of a chunk's model outputs (e.g. nerfacto's proposal loss), added in the second pass."""
@@ -50,8 +49,9 @@ class _ProposalSchedule:
             self.sampler._steps_since_update = self.count
 
 
-def _chunks(flat: RayBundle, chunk_size: int, seed: int, schedule: Optional[_ProposalSchedule] = None
-            ) -> Iterator[Tuple[slice, RayBundle]]:
+def _chunks(
+    flat: RayBundle, chunk_size: int, seed: int, schedule: Optional[_ProposalSchedule] = None
+) -> Iterator[Tuple[slice, RayBundle]]:
     for number, start in enumerate(range(0, len(flat), chunk_size)):
         if schedule is not None:
             schedule.rewind()

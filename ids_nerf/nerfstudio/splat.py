@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Iterator, Tuple, Type
 
 import torch
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from torch import Tensor
 
 from ids_nerf.errors import UserError
 from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, IDSEditPipelineConfig
-from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
-
 
 GAUSSIAN_PREFIX = "gauss_params."
 """State-dict entries whose first dimension is the number of Gaussians, which a checkpoint sets."""
@@ -71,8 +70,12 @@ class SplatfactoHooks:
         step_post_backward insists on its render step, so the strategy is called directly)."""
         model = self.model
         model.strategy.step_post_backward(
-            params=model.gauss_params, optimizers=model.optimizers, state=model.strategy_state,
-            step=step, info=model.info, packed=False,
+            params=model.gauss_params,
+            optimizers=model.optimizers,
+            state=model.strategy_state,
+            step=step,
+            info=model.info,
+            packed=False,
         )
 
     @property
@@ -104,7 +107,11 @@ class IDSSplatEditPipeline(IDSEditPipeline):
     def render_for_edit(self, index: int, seed: int) -> Tuple[Tensor, Callable[[Tensor], Tensor]]:
         camera = self.datamanager.train_dataset.cameras[index : index + 1].to(self.device)
         camera.metadata = {"cam_idx": index}  # splatfacto's pose refinement looks the camera up by it
-        quiet = contextlib.nullcontext() if torch.is_grad_enabled() else SplatfactoHooks(self.model).without_densify_bookkeeping()
+        quiet = (
+            contextlib.nullcontext()
+            if torch.is_grad_enabled()
+            else SplatfactoHooks(self.model).without_densify_bookkeeping()
+        )
         with quiet:
             rgb = self.model.get_outputs(camera)["rgb"]  # [H, W, 3]
         image = rgb.reshape(-1, *rgb.shape[-3:])[0].permute(2, 0, 1)[None]

@@ -20,12 +20,12 @@ from typing import Callable, Literal, Type
 
 import torch
 import yaml
+from nerfstudio.engine.trainer import Trainer, TrainerConfig
+from nerfstudio.utils.rich_utils import CONSOLE
 
 from ids_nerf.errors import UserError, report
 from ids_nerf.nerfstudio.checkpoints import latest_checkpoint, load_checkpoint, model_state
 from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, validate_edit_config
-from nerfstudio.engine.trainer import Trainer, TrainerConfig
-from nerfstudio.utils.rich_utils import CONSOLE
 
 
 @dataclass
@@ -41,10 +41,12 @@ class IDSEditTrainerConfig(TrainerConfig):
         # Refuse several devices here, while parsing the command line: inside the processes that
         # nerfstudio spawns per device, a refusal would surface as the spawner's traceback.
         if self.machine.num_devices * self.machine.num_machines > 1:
-            _exit_with(UserError(
-                "ids-edit runs on one device; use --machine.num-devices 1 and put the diffusion model "
-                "on a second GPU with --pipeline.diffusion-device cuda:1"
-            ))
+            _exit_with(
+                UserError(
+                    "ids-edit runs on one device; use --machine.num-devices 1 and put the diffusion model "
+                    "on a second GPU with --pipeline.diffusion-device cuda:1"
+                )
+            )
 
 
 class IDSEditTrainer(Trainer):
@@ -120,7 +122,10 @@ class IDSEditTrainer(Trainer):
         self.optimizers = self.setup_optimizers()  # on the loaded parameters (see above)
         self.pipeline.source_model_step.fill_(int(state["step"]))
         self.pipeline.model.update_to_step(state["step"])
-        CONSOLE.print(f"Loaded the source model from {self._checkpoint_path} (its step {state['step']}); the edit starts at step 0")
+        CONSOLE.print(
+            f"Loaded the source model from {self._checkpoint_path} (its step {state['step']}); "
+            "the edit starts at step 0"
+        )
 
     def _begin_edit(self) -> None:
         check_same_poses(self.pipeline, self._checkpoint_path.parent.parent / "dataparser_transforms.json")
@@ -171,8 +176,10 @@ def check_same_dataparser(source: TrainerConfig, edit: TrainerConfig, source_con
         if name not in DATAPARSER_FIELDS_ANY and hasattr(ours, name) and getattr(ours, name) != getattr(theirs, name)
     ]
     if Path(ours.data).resolve() != Path(theirs.data).resolve():
-        CONSOLE.print(f"[bold yellow]Note: the source run read its data from '{theirs.data}', this edit from "
-                      f"'{ours.data}'; their camera poses are compared before the edit starts.")
+        CONSOLE.print(
+            f"[bold yellow]Note: the source run read its data from '{theirs.data}', this edit from "
+            f"'{ours.data}'; their camera poses are compared before the edit starts."
+        )
     if differing:
         raise UserError(
             f"this edit reads the data with other dataparser settings than its source run: {'; '.join(differing)}; "
@@ -188,8 +195,10 @@ def check_same_poses(pipeline, source_transforms: Path, atol: float = 1e-5) -> N
     saved = json.loads(source_transforms.read_text())
     outputs = pipeline.datamanager.train_dataparser_outputs
     transform = outputs.dataparser_transform.detach().cpu().double()
-    if not (torch.allclose(transform, torch.tensor(saved["transform"], dtype=torch.float64), atol=atol)
-            and abs(float(outputs.dataparser_scale) - float(saved["scale"])) <= atol):
+    if not (
+        torch.allclose(transform, torch.tensor(saved["transform"], dtype=torch.float64), atol=atol)
+        and abs(float(outputs.dataparser_scale) - float(saved["scale"])) <= atol
+    ):
         data = pipeline.config.datamanager.dataparser.data
         raise UserError(
             f"the data at '{data}' gives other camera poses than the source run's ({source_transforms}); "

@@ -176,9 +176,7 @@ def save_rgba(rgba: np.ndarray, path: Path) -> None:
     Image.fromarray(np.round(rgba * 255.0).astype(np.uint8), mode="RGBA").save(path)
 
 
-def write_blender_scene(
-    out: Path, size: int = 32, views: int = 8, seed: int = 0, appearance: str = "source"
-) -> Path:
+def write_blender_scene(out: Path, size: int = 32, views: int = 8, seed: int = 0, appearance: str = "source") -> Path:
     """Write a tiny Blender-format scene to ``out`` and return ``out``.
 
     Writes ``transforms_{train,val,test}.json`` and RGBA PNGs under ``train/``, ``val/`` and ``test/``

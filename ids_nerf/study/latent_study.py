@@ -96,8 +96,19 @@ def edit_views(data: StudyScene, setting: Setting, seed: int, steps: int, lr: fl
     for _ in range(steps):
         t = model.sample_timesteps(views, generator)
         noise = torch.randn(z_src.shape, generator=generator)
-        step = ids_step(model.score_fn, z_src, z_trg, cond_src, cond_trg, t, noise, model.alphas_cumprod,
-                        setting.fpr_steps, setting.fpr_scale, setting.fpr_jacobian)
+        step = ids_step(
+            model.score_fn,
+            z_src,
+            z_trg,
+            cond_src,
+            cond_trg,
+            t,
+            noise,
+            model.alphas_cumprod,
+            setting.fpr_steps,
+            setting.fpr_scale,
+            setting.fpr_jacobian,
+        )
         optimizer.zero_grad()
         distillation_loss(z_trg, step.direction, scale).backward()
         optimizer.step()
@@ -120,8 +131,14 @@ class StudyResult:
 
 
 def run_study(
-    data: StudyScene, seeds: int, steps: int, lr: float,
-    fpr_steps: List[int], fpr_scales: List[float], guidance_scales: List[float], jacobians: List[str],
+    data: StudyScene,
+    seeds: int,
+    steps: int,
+    lr: float,
+    fpr_steps: List[int],
+    fpr_scales: List[float],
+    guidance_scales: List[float],
+    jacobians: List[str],
 ) -> List[StudyResult]:
     results = []
     for setting in settings(fpr_steps, fpr_scales, guidance_scales, jacobians):
@@ -130,23 +147,35 @@ def run_study(
             result.runs.append(edit_views(data, setting, seed, steps, lr))
         results.append(result)
         t, i, f = (result.stat(k)[0] for k in ("target_psnr_object", "identity_psnr_background", "target_psnr_full"))
-        print(f"{setting.method:10} N={setting.fpr_steps} lambda={setting.fpr_scale} cfg={setting.guidance_scale}: "
-              f"target(object) {t:.2f} dB, identity(background) {i:.2f} dB, target(full) {f:.2f} dB", flush=True)
+        print(
+            f"{setting.method:10} N={setting.fpr_steps} lambda={setting.fpr_scale} cfg={setting.guidance_scale}: "
+            f"target(object) {t:.2f} dB, identity(background) {i:.2f} dB, target(full) {f:.2f} dB",
+            flush=True,
+        )
     return results
 
 
 def results_table(results: List[StudyResult]) -> str:
     lines = [
-        "| method | N (FPR steps) | lambda | CFG | target PSNR, edited object (dB) | identity PSNR, background (dB) | target PSNR, full image (dB) |",
+        "| method | N (FPR steps) | lambda | CFG | target PSNR, edited object (dB) "
+        "| identity PSNR, background (dB) | target PSNR, full image (dB) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         s = r.setting
-        cells = [f"{m:.2f} ± {sd:.2f}" for m, sd in (r.stat(k) for k in (
-            "target_psnr_object", "identity_psnr_background", "target_psnr_full"))]
+        cells = [
+            f"{m:.2f} ± {sd:.2f}"
+            for m, sd in (r.stat(k) for k in ("target_psnr_object", "identity_psnr_background", "target_psnr_full"))
+        ]
         lam = "-" if s.fpr_steps == 0 else f"{s.fpr_scale:g}"
         lines.append(f"| {s.method} | {s.fpr_steps} | {lam} | {s.guidance_scale:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _beats(result, target_psnr: float, identity_psnr: float) -> bool:
+    """Whether ``result`` is above both the target PSNR and the identity PSNR given (DDS's)."""
+    target, identity = result.stat("target_psnr_object")[0], result.stat("identity_psnr_background")[0]
+    return target > target_psnr and identity > identity_psnr
 
 
 def findings(results: List[StudyResult]) -> str:
@@ -161,8 +190,10 @@ def findings(results: List[StudyResult]) -> str:
         d_t, d_i = dds.stat("target_psnr_object")[0], dds.stat("identity_psnr_background")[0]
         best = max(ids, key=lambda r: r.stat("target_psnr_object")[0])
         b_t, b_i = best.stat("target_psnr_object")[0], best.stat("identity_psnr_background")[0]
-        both = [r for r in ids if r.stat("target_psnr_object")[0] > d_t and r.stat("identity_psnr_background")[0] > d_i]
-        worse = [r for r in ids if r.stat("target_psnr_object")[0] < d_t and r.stat("identity_psnr_background")[0] < d_i]
+        both = [r for r in ids if _beats(r, d_t, d_i)]
+        worse = [
+            r for r in ids if r.stat("target_psnr_object")[0] < d_t and r.stat("identity_psnr_background")[0] < d_i
+        ]
         name = lambda r: f"N={r.setting.fpr_steps}, lambda={r.setting.fpr_scale:g}"  # noqa: E731
         lines.append(
             f"- CFG {cfg:g}: DDS reaches {d_t:.2f} dB on the target and {d_i:.2f} dB of identity. The best IDS "
@@ -177,7 +208,7 @@ def findings(results: List[StudyResult]) -> str:
                 f"  Jacobian-free FPR (J = I): best {name(best_cheap)} reaches "
                 f"{best_cheap.stat('target_psnr_object')[0]:.2f} dB and "
                 f"{best_cheap.stat('identity_psnr_background')[0]:.2f} dB; it beats DDS on both in "
-                f"{sum(r.stat('target_psnr_object')[0] > d_t and r.stat('identity_psnr_background')[0] > d_i for r in cheap)}"
+                f"{sum(_beats(r, d_t, d_i) for r in cheap)}"
                 f" of {len(cheap)} settings."
             )
     return "\n".join(lines)
@@ -188,7 +219,8 @@ class Study:
     """IDS vs DDS on a synthetic edit scene with the exact-score model; writes a markdown report."""
 
     out: Path = Path("docs/results.md")
-    """Report to write (the table, the command, the setup). An existing file is replaced only when the study finishes."""
+    """Report to write (the table, the command, the setup). An existing file is replaced only when the
+    study finishes."""
     scene: Optional[Path] = None
     """A scene from `ids-nerf make-scene`; default: a fresh 32-pixel, 24-view scene with seed 0."""
     seeds: int = 3
@@ -212,12 +244,27 @@ class Study:
         with tempfile.TemporaryDirectory() as tmp:
             scene = self.scene or write_edit_scene(Path(tmp) / "scene", size=32, views=24, seed=0)
             data = StudyScene.load(scene, self.views)
-            results = run_study(data, self.seeds, self.steps, self.lr,
-                                self.fpr_steps, self.fpr_scales, self.guidance_scales, self.fpr_jacobians)
+            results = run_study(
+                data,
+                self.seeds,
+                self.steps,
+                self.lr,
+                self.fpr_steps,
+                self.fpr_scales,
+                self.guidance_scales,
+                self.fpr_jacobians,
+            )
             ceiling = data.ground_truth_identity()
         report = REPORT.format(
-            table=results_table(results), findings=findings(results), seconds=time.time() - start, ceiling=ceiling, seeds=self.seeds, views=self.views,
-            steps=self.steps, lr=self.lr, scene=self.scene or "a fresh `make-scene --size 32 --views 24 --seed 0`",
+            table=results_table(results),
+            findings=findings(results),
+            seconds=time.time() - start,
+            ceiling=ceiling,
+            seeds=self.seeds,
+            views=self.views,
+            steps=self.steps,
+            lr=self.lr,
+            scene=self.scene or "a fresh `make-scene --size 32 --views 24 --seed 0`",
         )
         self.out.parent.mkdir(parents=True, exist_ok=True)
         partial = self.out.with_suffix(".md.partial")

@@ -47,9 +47,12 @@ def run_ns_train(
     log.parent.mkdir(parents=True, exist_ok=True)
     steps = _max_iterations(args)
     child_env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}  # lines as they come
-    with open(log, "w") as out, subprocess.Popen(
-        [*ns_train(), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=child_env, text=True
-    ) as child:
+    with (
+        open(log, "w") as out,
+        subprocess.Popen(
+            [*ns_train(), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=child_env, text=True
+        ) as child,
+    ):
         for line in child.stdout:
             out.write(line)
             match = STEP_LINE.match(line.strip())
@@ -82,9 +85,21 @@ def train_source(spec: EditSpec, env: Optional[Dict[str, str]] = None, progress:
         return existing
     run = spec.output_dir / spec.name / spec.source_method / "source"
     args = [
-        spec.source_method, "--output-dir", str(spec.output_dir), "--experiment-name", spec.name,
-        "--timestamp", "source", "--vis", "tensorboard", *PROGRESS_ARGS, *spec.source_args,
-        spec.dataparser, "--data", str(spec.scene), *spec.dataparser_args,
+        spec.source_method,
+        "--output-dir",
+        str(spec.output_dir),
+        "--experiment-name",
+        spec.name,
+        "--timestamp",
+        "source",
+        "--vis",
+        "tensorboard",
+        *PROGRESS_ARGS,
+        *spec.source_args,
+        spec.dataparser,
+        "--data",
+        str(spec.scene),
+        *spec.dataparser_args,
     ]
     run_ns_train(args, spec.output_dir / spec.name / "source.log", env, progress)
     return run
@@ -99,10 +114,27 @@ def run_edit(spec: EditSpec, source: Path, env: Optional[Dict[str, str]] = None,
     """The edit itself, in a new timestamped run folder; returns it."""
     stamp = time.strftime("%Y-%m-%d_%H%M%S")
     args = [
-        spec.method, "--output-dir", str(spec.output_dir), "--experiment-name", spec.name, "--timestamp", stamp,
-        "--vis", "tensorboard", *PROGRESS_ARGS, "--load-dir", str(source / "nerfstudio_models"),
-        "--pipeline.source-prompt", spec.source_prompt, "--pipeline.target-prompt", spec.target_prompt,
-        *spec.edit_args, spec.dataparser, "--data", str(spec.scene), *spec.dataparser_args,
+        spec.method,
+        "--output-dir",
+        str(spec.output_dir),
+        "--experiment-name",
+        spec.name,
+        "--timestamp",
+        stamp,
+        "--vis",
+        "tensorboard",
+        *PROGRESS_ARGS,
+        "--load-dir",
+        str(source / "nerfstudio_models"),
+        "--pipeline.source-prompt",
+        spec.source_prompt,
+        "--pipeline.target-prompt",
+        spec.target_prompt,
+        *spec.edit_args,
+        spec.dataparser,
+        "--data",
+        str(spec.scene),
+        *spec.dataparser_args,
     ]
     run_ns_train(args, edit_log(spec, stamp), env, progress)
     return spec.output_dir / spec.name / spec.method / stamp
@@ -150,9 +182,13 @@ def run_spec(
             eval_log = result.edit_run.parent.parent / f"eval-{result.edit_run.name}.log"
             with open(eval_log, "w") as log, contextlib.redirect_stdout(log):  # nerfstudio's loading chatter
                 report = evaluate_runs(
-                    result.source_run / "config.yml", result.edit_run / "config.yml", result.edit_run / "eval",
-                    scene=spec.scene, target_appearance=ground_truth_appearance(spec.scene, spec.target_prompt),
-                    source_prompt=spec.source_prompt, target_prompt=spec.target_prompt,
+                    result.source_run / "config.yml",
+                    result.edit_run / "config.yml",
+                    result.edit_run / "eval",
+                    scene=spec.scene,
+                    target_appearance=ground_truth_appearance(spec.scene, spec.target_prompt),
+                    source_prompt=spec.source_prompt,
+                    target_prompt=spec.target_prompt,
                 )
             result.metrics = report.headline()
             stages.done(f"log: {eval_log}")

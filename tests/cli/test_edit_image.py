@@ -10,8 +10,18 @@ from ids_nerf.cli.main import main
 
 def _args(ball_image, tiny_sd_dir, out, *extra):
     return [
-        "edit-image", "--image", str(ball_image), "--source-prompt", "a red ball", "--target-prompt", "a blue ball",
-        "--model", str(tiny_sd_dir), "--out", str(out), *extra,
+        "edit-image",
+        "--image",
+        str(ball_image),
+        "--source-prompt",
+        "a red ball",
+        "--target-prompt",
+        "a blue ball",
+        "--model",
+        str(tiny_sd_dir),
+        "--out",
+        str(out),
+        *extra,
     ]
 
 
@@ -54,9 +64,7 @@ def test_bad_input_one_line_nonzero_nothing_overwritten(case, ball_image, tiny_s
     (tmp_path / "taken" / "keep.txt").write_text("precious")
     extra, expected = BAD_INPUTS[case]
     args = _args(ball_image, tiny_sd_dir, tmp_path / "out") + [a.format(tmp=tmp_path) for a in extra]
-    result = subprocess.run(
-        [sys.executable, "-m", "ids_nerf.cli", *args], capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run([sys.executable, "-m", "ids_nerf.cli", *args], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [lines[-1]] and lines[-1].startswith("ids-nerf: error:") and expected in lines[-1], result.stderr
@@ -80,9 +88,23 @@ def test_edit_image_takes_the_exact_score_model_like_the_3d_methods(tmp_path):
     captions = read_scene_info(scene)["appearances"]
     image = sorted((scene / "appearances" / "source").rglob("*.png"))[0]
     out = tmp_path / "edit"
-    args = ["edit-image", "--image", str(image), "--source-prompt", captions["source"],
-            "--target-prompt", captions["edited"], "--model", f"exact:{scene}", "--out", str(out),
-            "--steps", "3", "--fpr-scale", "0.1"]
+    args = [
+        "edit-image",
+        "--image",
+        str(image),
+        "--source-prompt",
+        captions["source"],
+        "--target-prompt",
+        captions["edited"],
+        "--model",
+        f"exact:{scene}",
+        "--out",
+        str(out),
+        "--steps",
+        "3",
+        "--fpr-scale",
+        "0.1",
+    ]
     assert main(args) == 0
     assert Image.open(out / "result.png").size == (16, 16)
     assert json.loads((out / "edit.json").read_text())["latent_change_l2"] > 0

@@ -15,7 +15,9 @@ class GaussianScore:
     The unconditional model is the Gaussian with mean ``uncond_mean``; CFG mixes them.
     """
 
-    def __init__(self, alphas_cumprod: Tensor, sigma: float = 0.5, guidance_scale: float = 1.0, uncond_mean: float = 0.0):
+    def __init__(
+        self, alphas_cumprod: Tensor, sigma: float = 0.5, guidance_scale: float = 1.0, uncond_mean: float = 0.0
+    ):
         self.ac, self.sigma, self.scale, self.uncond_mean = alphas_cumprod, sigma, guidance_scale, uncond_mean
         self.calls = 0
 

@@ -99,7 +99,10 @@ def test_sds_is_zero_when_the_score_returns_the_true_noise():
     z = torch.randn(2, 4, 8, 8, dtype=torch.float64)
     noise = torch.randn_like(z)
     t = torch.tensor([10, 990])
-    oracle = lambda z_t, tt, c: (z_t - add_noise(z, torch.zeros_like(z), tt, AC)) / (1 - AC[tt]).sqrt().view(-1, 1, 1, 1)
+
+    def oracle(z_t, tt, c):
+        return (z_t - add_noise(z, torch.zeros_like(z), tt, AC)) / (1 - AC[tt]).sqrt().view(-1, 1, 1, 1)
+
     assert sds_direction(oracle, z, torch.zeros(2), t, noise, AC).abs().max() < 1e-10
 
 

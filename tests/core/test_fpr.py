@@ -54,7 +54,10 @@ def test_fpr_zero_steps_returns_input_and_keeps_it_untouched():
 
 def test_fpr_gradient_reaches_no_weight():
     lin = torch.nn.Conv2d(4, 4, 1).double()
-    score = lambda z, t, c: lin(z) + c
+
+    def score(z, t, c):
+        return lin(z) + c
+
     z_src = torch.randn(1, 4, 8, 8, dtype=torch.float64)
     cond = torch.zeros(1, 1, 1, 1, dtype=torch.float64)
     t = torch.tensor([300])

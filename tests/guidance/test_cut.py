@@ -37,7 +37,9 @@ def _official_patch_nce(src, trg, tau=0.07):
 def test_patch_nce_is_the_official_formula_summed_over_patch_sizes():
     g = torch.Generator().manual_seed(0)
     feat_trg, feat_src = torch.randn(1, 8, 4, 4, generator=g), torch.randn(1, 8, 4, 4, generator=g)
-    got = patch_nce_loss(feat_trg, feat_src, num_patches=256, patch_sizes=(1, 2), generator=torch.Generator().manual_seed(3))
+    got = patch_nce_loss(
+        feat_trg, feat_src, num_patches=256, patch_sizes=(1, 2), generator=torch.Generator().manual_seed(3)
+    )
     expected = 0
     order = torch.Generator().manual_seed(3)
     for p in (1, 2):

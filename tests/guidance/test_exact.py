@@ -17,8 +17,9 @@ def _sets(seed=0, n=5):
 
 
 def _model(scale=1.0, **sets):
-    return ExactScoreGuidance(sets or _sets(), PixelCodec(), native_size=4, guidance_scale=scale,
-                              aliases={"source": "a red ball"})
+    return ExactScoreGuidance(
+        sets or _sets(), PixelCodec(), native_size=4, guidance_scale=scale, aliases={"source": "a red ball"}
+    )
 
 
 def test_posterior_mean_equals_brute_force_bayes():
@@ -28,9 +29,7 @@ def test_posterior_mean_equals_brute_force_bayes():
     got = posterior_mean(z_t, a, support)
     for b in range(3):
         # Gaussian likelihood of each support point, normalised by hand
-        log_lik = torch.stack([
-            -((z_t[b] - a[b].sqrt() * x) ** 2).sum() / (2 * (1 - a[b].squeeze())) for x in support
-        ])
+        log_lik = torch.stack([-((z_t[b] - a[b].sqrt() * x) ** 2).sum() / (2 * (1 - a[b].squeeze())) for x in support])
         weights = torch.exp(log_lik - log_lik.max())
         weights = weights / weights.sum()
         expected = sum(w * x for w, x in zip(weights, support))
@@ -75,11 +74,20 @@ def test_fpr_on_the_exact_model_points_the_source_back_at_itself():
     cond = model.embed_prompt("source")
     noise = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(1))
     t = torch.tensor([700])
-    result = fpr_refine(model.score_fn, z_src, add_noise(z_src, noise, t, model.alphas_cumprod), cond, t,
-                        model.alphas_cumprod, steps=5, scale=0.1)
+    result = fpr_refine(
+        model.score_fn,
+        z_src,
+        add_noise(z_src, noise, t, model.alphas_cumprod),
+        cond,
+        t,
+        model.alphas_cumprod,
+        steps=5,
+        scale=0.1,
+    )
     assert result.distances[-1] < result.distances[0]
-    step = ids_step(model.score_fn, z_src, z_src, cond, model.embed_prompt("a blue ball"), t, noise,
-                    model.alphas_cumprod, 3, 0.1)
+    step = ids_step(
+        model.score_fn, z_src, z_src, cond, model.embed_prompt("a blue ball"), t, noise, model.alphas_cumprod, 3, 0.1
+    )
     assert torch.isfinite(step.direction).all() and step.distance_after < step.distance_before
 
 

@@ -60,8 +60,14 @@ def test_ids_with_the_real_unet_sends_no_gradient_to_weights(tiny_guidance):
         p.requires_grad_(True)  # even trainable weights must stay untouched
     try:
         d = ids_direction(
-            g.score_fn, z_src, z_trg, g.embed_prompt("a"), g.embed_prompt("b"), torch.tensor([500]),
-            torch.randn_like(z_src), g.alphas_cumprod,
+            g.score_fn,
+            z_src,
+            z_trg,
+            g.embed_prompt("a"),
+            g.embed_prompt("b"),
+            torch.tensor([500]),
+            torch.randn_like(z_src),
+            g.alphas_cumprod,
         )
         assert all(p.grad is None for p in g.unet.parameters())
     finally:

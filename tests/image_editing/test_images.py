@@ -9,8 +9,13 @@ def test_labeled_grid_upscales_each_image_under_a_header_of_column_names():
     red[0] = 1
     blue = torch.zeros(3, 8, 8)
     blue[2] = 1
-    grid = labeled_grid([[red, blue], [blue, red]], ["source", "edited"], row_labels=["a", "b"],
-                        captions=[["1.0 dB", ""], ["", "2.0 dB"]], tile=64)
+    grid = labeled_grid(
+        [[red, blue], [blue, red]],
+        ["source", "edited"],
+        row_labels=["a", "b"],
+        captions=[["1.0 dB", ""], ["", "2.0 dB"]],
+        tile=64,
+    )
     pixels = np.asarray(grid)
     height, width, _ = pixels.shape
     assert width > 2 * 64 and height > 2 * 64  # two 64-pixel tiles a row, plus labels and captions

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from ids_nerf.guidance import make_tiny_sd
 from ids_nerf.scenes.blender_scene import write_blender_scene
 from tests.nerfstudio_fixtures import make_offline_alexnet, offline_env, train_source_nerfacto
 
@@ -43,21 +42,35 @@ def source_run(workspace, ns_env):
 def edit_command(workspace, method="ids-edit", timestamp="edit", load_dir=None, model=None, extra=()):
     """``ns-train <method>`` on the test scene; ``extra`` go before the dataparser subcommand."""
     return [
-        str(BIN / "ns-train"), method,
-        "--machine.device-type", "cpu",
-        "--vis", "tensorboard",
-        "--logging.local-writer.enable", "False",
-        "--max-num-iterations", "3",
-        "--pipeline.source-prompt", "a red ball and a green box",
-        "--pipeline.target-prompt", "a blue ball and a green box",
-        "--pipeline.diffusion-model", str(model),
-        "--pipeline.log-images-every", "2",
-        "--output-dir", str(workspace / "out"),
-        "--experiment-name", "scene",
-        "--timestamp", timestamp,
+        str(BIN / "ns-train"),
+        method,
+        "--machine.device-type",
+        "cpu",
+        "--vis",
+        "tensorboard",
+        "--logging.local-writer.enable",
+        "False",
+        "--max-num-iterations",
+        "3",
+        "--pipeline.source-prompt",
+        "a red ball and a green box",
+        "--pipeline.target-prompt",
+        "a blue ball and a green box",
+        "--pipeline.diffusion-model",
+        str(model),
+        "--pipeline.log-images-every",
+        "2",
+        "--output-dir",
+        str(workspace / "out"),
+        "--experiment-name",
+        "scene",
+        "--timestamp",
+        timestamp,
         *(["--load-dir", str(load_dir)] if load_dir is not None else []),
         *extra,
-        "blender-data", "--data", str(workspace / "scene"),
+        "blender-data",
+        "--data",
+        str(workspace / "scene"),
     ]
 
 

@@ -37,30 +37,43 @@ def test_checkpoint_of_another_model(workspace, ns_env, tiny_sd_dir, tmp_path):
 
 @pytest.mark.parametrize("flag", ["--pipeline.source-prompt", "--pipeline.target-prompt"])
 def test_empty_prompt(workspace, ns_env, tiny_sd_dir, source_run, flag):
-    command = edit_command(workspace, timestamp="bad-prompt", model=tiny_sd_dir, load_dir=source_run / "nerfstudio_models")
+    command = edit_command(
+        workspace, timestamp="bad-prompt", model=tiny_sd_dir, load_dir=source_run / "nerfstudio_models"
+    )
     command[command.index(flag) + 1] = " "
     _assert_refused(run(command, ns_env), workspace, "bad-prompt", f"{flag} is empty")
 
 
 def test_diffusion_weights_unavailable_before_training(workspace, ns_env, source_run):
-    command = edit_command(workspace, timestamp="bad-model", model="nobody/no-such-model",
-                           load_dir=source_run / "nerfstudio_models")
+    command = edit_command(
+        workspace, timestamp="bad-model", model="nobody/no-such-model", load_dir=source_run / "nerfstudio_models"
+    )
     result = run(command, ns_env)
     _assert_refused(result, workspace, "bad-model", "nobody/no-such-model")
     assert "Stored" not in result.stdout  # refused before rendering or training anything
 
 
 def test_non_finite_loss_is_skipped_then_stops(workspace, ns_env, tiny_sd_dir, source_run):
-    command = edit_command(workspace, timestamp="bad-nan", model=tiny_sd_dir, load_dir=source_run / "nerfstudio_models",
-                           extra=["--pipeline.fpr-scale", "nan", "--pipeline.max-consecutive-nonfinite", "2"])
+    command = edit_command(
+        workspace,
+        timestamp="bad-nan",
+        model=tiny_sd_dir,
+        load_dir=source_run / "nerfstudio_models",
+        extra=["--pipeline.fpr-scale", "nan", "--pipeline.max-consecutive-nonfinite", "2"],
+    )
     result = run(command, ns_env)
     _assert_refused(result, workspace, "bad-nan", "non-finite 2 steps in a row")
     assert "step 0: non-finite IDS loss, step skipped" in result.stderr
 
 
 def test_identical_prompts_warn_but_run(workspace, ns_env, tiny_sd_dir, source_run):
-    command = edit_command(workspace, timestamp="same-prompts", model=tiny_sd_dir, load_dir=source_run / "nerfstudio_models",
-                           extra=["--max-num-iterations", "1"])
+    command = edit_command(
+        workspace,
+        timestamp="same-prompts",
+        model=tiny_sd_dir,
+        load_dir=source_run / "nerfstudio_models",
+        extra=["--max-num-iterations", "1"],
+    )
     command[command.index("--pipeline.target-prompt") + 1] = command[command.index("--pipeline.source-prompt") + 1]
     result = run(command, ns_env)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -70,8 +83,13 @@ def test_identical_prompts_warn_but_run(workspace, ns_env, tiny_sd_dir, source_r
 
 
 def test_several_devices_are_refused_while_parsing(workspace, ns_env, tiny_sd_dir, source_run):
-    command = edit_command(workspace, timestamp="bad-multi", model=tiny_sd_dir, load_dir=source_run / "nerfstudio_models",
-                           extra=["--machine.num-devices", "2"])
+    command = edit_command(
+        workspace,
+        timestamp="bad-multi",
+        model=tiny_sd_dir,
+        load_dir=source_run / "nerfstudio_models",
+        extra=["--machine.num-devices", "2"],
+    )
     _assert_refused(run(command, ns_env), workspace, "bad-multi", "--machine.num-devices 1")
 
 
@@ -79,23 +97,36 @@ def test_source_nerfacto_run_loads_under_torch_weights_only(source_run, ns_env, 
     """The plugin's safe-globals fix also serves plain nerfacto runs: ns-eval loads one."""
     from tests.nerfstudio.conftest import BIN, checked
 
-    checked(run([str(BIN / "ns-eval"), "--load-config", str(source_run / "config.yml"),
-                 "--output-path", str(tmp_path / "eval.json")], ns_env))
+    checked(
+        run(
+            [
+                str(BIN / "ns-eval"),
+                "--load-config",
+                str(source_run / "config.yml"),
+                "--output-path",
+                str(tmp_path / "eval.json"),
+            ],
+            ns_env,
+        )
+    )
     assert (tmp_path / "eval.json").is_file()
 
 
 def test_other_dataparser_settings_than_the_source_are_refused(workspace, ns_env, tiny_sd_dir, source_run):
-    command = edit_command(workspace, timestamp="bad-scale", model=tiny_sd_dir, load_dir=source_run / "nerfstudio_models")
+    command = edit_command(
+        workspace, timestamp="bad-scale", model=tiny_sd_dir, load_dir=source_run / "nerfstudio_models"
+    )
     command += ["--scale-factor", "2.0"]  # after blender-data's --data: a dataparser setting
     _assert_refused(run(command, ns_env), workspace, "bad-scale", "scale_factor 2.0 (source: 1.0)")
 
 
 def test_another_dataparser_than_the_source_is_refused(workspace, ns_env, tiny_sd_dir, source_run):
-    command = edit_command(workspace, timestamp="bad-parser", model=tiny_sd_dir, load_dir=source_run / "nerfstudio_models")
+    command = edit_command(
+        workspace, timestamp="bad-parser", model=tiny_sd_dir, load_dir=source_run / "nerfstudio_models"
+    )
     at = command.index("blender-data")
     command[at:] = ["nerfstudio-data", "--data", str(workspace / "scene")]
     _assert_refused(run(command, ns_env), workspace, "bad-parser", "read its data with BlenderDataParserConfig")
-
 
 
 def test_other_poses_than_the_sources_are_refused(tmp_path):
@@ -111,8 +142,10 @@ def test_other_poses_than_the_sources_are_refused(tmp_path):
 
     def pipeline(transform, scale):
         outputs = SimpleNamespace(dataparser_transform=transform, dataparser_scale=scale)
-        return SimpleNamespace(datamanager=SimpleNamespace(train_dataparser_outputs=outputs),
-                               config=SimpleNamespace(datamanager=SimpleNamespace(dataparser=SimpleNamespace(data="d"))))
+        return SimpleNamespace(
+            datamanager=SimpleNamespace(train_dataparser_outputs=outputs),
+            config=SimpleNamespace(datamanager=SimpleNamespace(dataparser=SimpleNamespace(data="d"))),
+        )
 
     check_same_poses(pipeline(torch.eye(4)[:3], 0.5), saved)  # the source's: accepted
     moved = torch.eye(4)[:3].clone()

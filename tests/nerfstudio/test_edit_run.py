@@ -30,8 +30,21 @@ def test_edit_counts_its_own_steps_and_saves_no_diffusion_weights(edit_run):
 
 def test_edit_changes_the_rendered_views(edit_run, ns_env, tmp_path):
     out = tmp_path / "compare"
-    checked(run([str(BIN / "ids-nerf"), "compare", "--edited", str(edit_run / "config.yml"), "--out", str(out),
-                 "--split", "train"], ns_env))
+    checked(
+        run(
+            [
+                str(BIN / "ids-nerf"),
+                "compare",
+                "--edited",
+                str(edit_run / "config.yml"),
+                "--out",
+                str(out),
+                "--split",
+                "train",
+            ],
+            ns_env,
+        )
+    )
     pairs = sorted(out.glob("train_*.png"))
     assert len(pairs) == 6
     for pair in pairs:
@@ -41,16 +54,55 @@ def test_edit_changes_the_rendered_views(edit_run, ns_env, tmp_path):
 
 
 def test_edited_run_opens_in_ns_eval_render_export_without_diffusion(edit_run, ns_env, tmp_path):
-    checked(run([str(BIN / "ns-eval"), "--load-config", str(edit_run / "config.yml"),
-                 "--output-path", str(tmp_path / "eval.json")], ns_env))
+    checked(
+        run(
+            [
+                str(BIN / "ns-eval"),
+                "--load-config",
+                str(edit_run / "config.yml"),
+                "--output-path",
+                str(tmp_path / "eval.json"),
+            ],
+            ns_env,
+        )
+    )
     results = json.loads((tmp_path / "eval.json").read_text())["results"]
     assert 0 < results["psnr"] < 100
-    checked(run([str(BIN / "ns-render"), "dataset", "--load-config", str(edit_run / "config.yml"),
-                 "--output-path", str(tmp_path / "renders"), "--split", "test", "--rendered-output-names", "rgb"],
-                ns_env))
+    checked(
+        run(
+            [
+                str(BIN / "ns-render"),
+                "dataset",
+                "--load-config",
+                str(edit_run / "config.yml"),
+                "--output-path",
+                str(tmp_path / "renders"),
+                "--split",
+                "test",
+                "--rendered-output-names",
+                "rgb",
+            ],
+            ns_env,
+        )
+    )
     assert len(list((tmp_path / "renders").rglob("*.jpg"))) == 1
-    checked(run([str(BIN / "ns-export"), "pointcloud", "--load-config", str(edit_run / "config.yml"),
-                 "--output-dir", str(tmp_path / "export"), "--num-points", "500", "--normal-method", "open3d"], ns_env))
+    checked(
+        run(
+            [
+                str(BIN / "ns-export"),
+                "pointcloud",
+                "--load-config",
+                str(edit_run / "config.yml"),
+                "--output-dir",
+                str(tmp_path / "export"),
+                "--num-points",
+                "500",
+                "--normal-method",
+                "open3d",
+            ],
+            ns_env,
+        )
+    )
     assert (tmp_path / "export" / "point_cloud.ply").stat().st_size > 0
 
 
@@ -68,8 +120,18 @@ def test_edit_logs_image_strip_and_fpr_scalars(edit_run):
 
 
 def test_resume_continues_the_edit(edit_run, workspace, ns_env, tiny_sd_dir):
-    checked(run(edit_command(workspace, timestamp="resumed", load_dir=edit_run / "nerfstudio_models",
-                             model=tiny_sd_dir, extra=["--max-num-iterations", "5"]), ns_env))
+    checked(
+        run(
+            edit_command(
+                workspace,
+                timestamp="resumed",
+                load_dir=edit_run / "nerfstudio_models",
+                model=tiny_sd_dir,
+                extra=["--max-num-iterations", "5"],
+            ),
+            ns_env,
+        )
+    )
     resumed = workspace / "out" / "scene" / "ids-edit" / "resumed"
     assert _checkpoints(resumed) == ["step-000000004.ckpt"]  # steps 3 and 4: five in all
     before = load_checkpoint(edit_run / "nerfstudio_models" / "step-000000002.ckpt")
@@ -80,10 +142,19 @@ def test_resume_continues_the_edit(edit_run, workspace, ns_env, tiny_sd_dir):
 
 
 def test_dds_edit_with_source_latents_from_the_dataset(source_run, workspace, ns_env, tiny_sd_dir):
-    result = checked(run(edit_command(workspace, method="dds-edit", timestamp="dds", model=tiny_sd_dir,
-                                      load_dir=source_run / "nerfstudio_models",
-                                      extra=["--max-num-iterations", "2", "--pipeline.source-latents-from", "dataset"]),
-                         ns_env))
+    result = checked(
+        run(
+            edit_command(
+                workspace,
+                method="dds-edit",
+                timestamp="dds",
+                model=tiny_sd_dir,
+                load_dir=source_run / "nerfstudio_models",
+                extra=["--max-num-iterations", "2", "--pipeline.source-latents-from", "dataset"],
+            ),
+            ns_env,
+        )
+    )
     assert "Stored 6 source latents of shape (4, 16, 16) (dataset)" in result.stdout
     run_dir = workspace / "out" / "scene" / "dds-edit" / "dds"
     assert _checkpoints(run_dir) == ["step-000000001.ckpt"], result.stdout[-2000:]

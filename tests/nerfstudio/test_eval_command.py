@@ -12,8 +12,17 @@ pytestmark = pytest.mark.slow
 
 
 def _eval(source_run, edit_run, out, *extra):
-    return [str(BIN / "ids-nerf"), "eval", "--source", str(source_run / "config.yml"),
-            "--edited", str(edit_run / "config.yml"), "--out", str(out), *extra]
+    return [
+        str(BIN / "ids-nerf"),
+        "eval",
+        "--source",
+        str(source_run / "config.yml"),
+        "--edited",
+        str(edit_run / "config.yml"),
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -23,33 +32,67 @@ def other_scene(tmp_path_factory):
 
 def test_eval_refuses_a_scene_missing_files(source_run, edit_run, ns_env, tmp_path):
     (tmp_path / "half").mkdir()
-    result = run(_eval(source_run, edit_run, tmp_path / "out", "--scene", str(tmp_path / "half"),
-                       "--target-appearance", "edited"), ns_env)
+    result = run(
+        _eval(
+            source_run, edit_run, tmp_path / "out", "--scene", str(tmp_path / "half"), "--target-appearance", "edited"
+        ),
+        ns_env,
+    )
     assert result.returncode == 2 and "is missing scene.json" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out").exists()
 
 
 def test_eval_refuses_an_unknown_appearance(source_run, edit_run, ns_env, tmp_path, other_scene):
-    result = run(_eval(source_run, edit_run, tmp_path / "out", "--scene", str(other_scene),
-                       "--target-appearance", "purple"), ns_env)
+    result = run(
+        _eval(source_run, edit_run, tmp_path / "out", "--scene", str(other_scene), "--target-appearance", "purple"),
+        ns_env,
+    )
     assert result.returncode == 2 and "no appearance 'purple'" in result.stderr.strip().splitlines()[-1]
 
 
 def test_eval_refuses_runs_of_another_scene(source_run, edit_run, ns_env, tmp_path, other_scene):
-    result = run(_eval(source_run, edit_run, tmp_path / "out", "--scene", str(other_scene),
-                       "--target-appearance", "edited"), ns_env)
+    result = run(
+        _eval(source_run, edit_run, tmp_path / "out", "--scene", str(other_scene), "--target-appearance", "edited"),
+        ns_env,
+    )
     assert result.returncode == 2 and "not on scene" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out").exists()
 
 
 def test_demo_on_its_smallest_setting(ns_env, tmp_path):
     out = tmp_path / "demo"
-    result = checked(run([str(BIN / "ids-nerf"), "demo", "--out", str(out), "--size", "16", "--views", "4",
-                          "--source-steps", "5", "--source-rays", "256", "--edit-steps", "2"], ns_env, timeout=600))
+    result = checked(
+        run(
+            [
+                str(BIN / "ids-nerf"),
+                "demo",
+                "--out",
+                str(out),
+                "--size",
+                "16",
+                "--views",
+                "4",
+                "--source-steps",
+                "5",
+                "--source-rays",
+                "256",
+                "--edit-steps",
+                "2",
+            ],
+            ns_env,
+            timeout=600,
+        )
+    )
     assert "| psnr_edited_to_target |" in result.stdout and "ns-viewer --load-config" in result.stdout
     runs = list((out / "runs" / "demo" / "ids-edit").iterdir())
     metrics = json.loads((runs[0] / "eval" / "metrics.json").read_text())["metrics"]
-    for key in ("psnr_edited_to_target", "psnr_source_to_target", "background_psnr", "mask_iou", "ssim_edited_to_target"):
+    for key in (
+        "psnr_edited_to_target",
+        "psnr_source_to_target",
+        "background_psnr",
+        "mask_iou",
+        "ssim_edited_to_target",
+    ):
         assert key in metrics
     config = (runs[0] / "config.yml").read_text()
     assert "exact:" in config  # edited with the scene's exact-score model
@@ -57,10 +100,30 @@ def test_demo_on_its_smallest_setting(ns_env, tmp_path):
 
 def test_eval_without_ground_truth_with_clip(source_run, edit_run, ns_env, tmp_path, tiny_clip_dir):
     out = tmp_path / "out"
-    result = checked(run(_eval(source_run, edit_run, out, "--source-prompt", "a red ball", "--target-prompt",
-                               "a blue ball", "--clip-model", str(tiny_clip_dir)), ns_env))
+    result = checked(
+        run(
+            _eval(
+                source_run,
+                edit_run,
+                out,
+                "--source-prompt",
+                "a red ball",
+                "--target-prompt",
+                "a blue ball",
+                "--clip-model",
+                str(tiny_clip_dir),
+            ),
+            ns_env,
+        )
+    )
     report = json.loads((out / "metrics.json").read_text())
-    for key in ("mask_iou", "depth_error_objects_median", "psnr_edited_to_source", "clip_text_image", "clip_directional"):
+    for key in (
+        "mask_iou",
+        "depth_error_objects_median",
+        "psnr_edited_to_source",
+        "clip_text_image",
+        "clip_directional",
+    ):
         assert key in report["metrics"], key
     assert -1 <= report["metrics"]["clip_directional"] <= 1
     assert "| clip_directional |" in result.stdout

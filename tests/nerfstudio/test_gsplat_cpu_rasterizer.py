@@ -6,7 +6,9 @@ import torch
 from tests.gsplat_cpu import rasterization
 
 SIDE, FOCAL = 32, 20.0
-K = torch.tensor([[[FOCAL, 0.0, 16.5], [0.0, FOCAL, 16.5], [0.0, 0.0, 1.0]]])  # principal point on pixel (16, 16)'s centre
+K = torch.tensor(
+    [[[FOCAL, 0.0, 16.5], [0.0, FOCAL, 16.5], [0.0, 0.0, 1.0]]]
+)  # principal point on pixel (16, 16)'s centre
 IDENTITY_VIEW = torch.eye(4)[None]  # camera at the origin looking down +z (gsplat's convention)
 
 
@@ -23,7 +25,9 @@ def test_a_gaussian_on_the_optical_axis_peaks_at_the_principal_point_with_its_op
     assert torch.allclose(info["means2d"][0, 0], torch.tensor([16.5, 16.5]))
     assert alpha[0, 16, 16, 0].item() == pytest.approx(0.7, abs=1e-6)  # exp(0) at the mean
     assert torch.allclose(image[0, 16, 16], 0.7 * torch.tensor([0.2, 0.4, 0.6]), atol=1e-6)
-    assert alpha[0, 16, 17, 0] < alpha[0, 16, 16, 0] and alpha[0, 0, 0, 0] == 0  # it falls off, and far pixels are empty
+    assert (
+        alpha[0, 16, 17, 0] < alpha[0, 16, 16, 0] and alpha[0, 0, 0, 0] == 0
+    )  # it falls off, and far pixels are empty
 
 
 def test_the_nearer_gaussian_is_composited_first_whatever_the_input_order():
@@ -38,8 +42,9 @@ def test_the_nearer_gaussian_is_composited_first_whatever_the_input_order():
 def test_expected_depth_and_spherical_harmonics_degree_zero():
     sh_c0 = 0.28209479177387814  # the degree-0 SH basis: colour = 0.5 + C0 * coefficient
     coefficients = torch.tensor([[[1.0, -1.0, 0.0]]])  # [N, K=1, 3]
-    image, _, _ = _render(torch.tensor([[0.0, 0.0, 3.0]]), coefficients, torch.tensor([0.5]), sh_degree=0,
-                          render_mode="RGB+ED")
+    image, _, _ = _render(
+        torch.tensor([[0.0, 0.0, 3.0]]), coefficients, torch.tensor([0.5]), sh_degree=0, render_mode="RGB+ED"
+    )
     assert image.shape[-1] == 4
     expected_rgb = 0.5 * torch.tensor([0.5 + sh_c0, 0.5 - sh_c0, 0.5])
     assert torch.allclose(image[0, 16, 16, :3], expected_rgb, atol=1e-5)

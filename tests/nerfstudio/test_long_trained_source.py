@@ -10,11 +10,11 @@ import shutil
 
 import pytest
 import torch
+from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+from nerfstudio.engine.callbacks import TrainingCallbackLocation
 
 from ids_nerf.nerfstudio.checkpoints import load_checkpoint
 from ids_nerf.nerfstudio.rendering import backprop_rgb, camera_rays, render_rgb, render_with_backprop
-from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
-from nerfstudio.engine.callbacks import TrainingCallbackLocation
 
 pytestmark = pytest.mark.slow
 SOURCE_STEP = 30000

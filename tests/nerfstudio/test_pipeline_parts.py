@@ -3,7 +3,12 @@ from types import SimpleNamespace
 import pytest
 
 from ids_nerf.errors import UserError
-from ids_nerf.nerfstudio.pipeline import SOURCE_PSNR_WARNING_DB, IDSEditPipeline, fit_short_side, source_fidelity_warning
+from ids_nerf.nerfstudio.pipeline import (
+    SOURCE_PSNR_WARNING_DB,
+    IDSEditPipeline,
+    fit_short_side,
+    source_fidelity_warning,
+)
 
 
 def test_fit_short_side_keeps_aspect_and_multiple():

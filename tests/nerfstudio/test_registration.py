@@ -24,7 +24,8 @@ def test_every_edit_field_is_documented():
     undocumented = [
         node.target.id
         for node, after in zip(body, body[1:] + [None])
-        if isinstance(node, ast.AnnAssign) and node.target.id != "_target"
+        if isinstance(node, ast.AnnAssign)
+        and node.target.id != "_target"
         and not (isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant))
     ]
     assert undocumented == []

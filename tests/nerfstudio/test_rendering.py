@@ -1,10 +1,10 @@
 """Deferred backpropagation gives the same gradients as one full-image backward pass."""
 
 import torch
+from nerfstudio.cameras.rays import RayBundle
 from torch import nn
 
 from ids_nerf.nerfstudio.rendering import _chunks, backprop_rgb, render_rgb, render_with_backprop
-from nerfstudio.cameras.rays import RayBundle
 
 
 class NoisyField(nn.Module):

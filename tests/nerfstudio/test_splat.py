@@ -8,12 +8,11 @@ import copy
 
 import pytest
 import torch
-
+from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
 from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 from nerfstudio.engine.callbacks import TrainingCallbackLocation
 from nerfstudio.models.splatfacto import SplatfactoModelConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
-from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
 
 pytestmark = pytest.mark.slow
 GAUSSIANS = 300
@@ -24,8 +23,9 @@ SOURCE_STEP = 2999
 def splat_checkpoint(workspace, ns_env, tmp_path_factory):
     """A splatfacto checkpoint with GAUSSIANS Gaussians, unlike a fresh model's random start."""
     pipeline = VanillaPipelineConfig(
-        datamanager=FullImageDatamanagerConfig(dataparser=BlenderDataParserConfig(data=workspace / "scene"),
-                                               cache_images="gpu"),
+        datamanager=FullImageDatamanagerConfig(
+            dataparser=BlenderDataParserConfig(data=workspace / "scene"), cache_images="gpu"
+        ),
         model=SplatfactoModelConfig(num_random=1000),
     ).setup(device="cpu", test_mode="val")
     state = {f"_model.{k}": v for k, v in pipeline.model.state_dict().items()}
@@ -34,8 +34,10 @@ def splat_checkpoint(workspace, ns_env, tmp_path_factory):
             state[key] = state[key][:GAUSSIANS].clone() + 0.01
     folder = tmp_path_factory.mktemp("splat") / "nerfstudio_models"
     folder.mkdir()
-    torch.save({"step": SOURCE_STEP, "pipeline": state, "optimizers": {}, "schedulers": {}, "scalers": {}},
-               folder / f"step-{SOURCE_STEP:09d}.ckpt")
+    torch.save(
+        {"step": SOURCE_STEP, "pipeline": state, "optimizers": {}, "schedulers": {}, "scalers": {}},
+        folder / f"step-{SOURCE_STEP:09d}.ckpt",
+    )
     return folder
 
 
@@ -76,7 +78,9 @@ def test_splat_edit_loads_the_gaussians_and_optimizes_them(workspace, ns_env, ti
     # every edit render at the step a loaded splatfacto renders at (as the stored source renders, the
     # viewer and ns-render): full resolution and SH degree, though the source stopped before its warm-ups
     loaded_step = model.step
-    assert model._get_downscale_factor() == 1 and loaded_step // model.config.sh_degree_interval >= model.config.sh_degree
+    assert (
+        model._get_downscale_factor() == 1 and loaded_step // model.config.sh_degree_interval >= model.config.sh_degree
+    )
     before = [c for c in trainer.callbacks if TrainingCallbackLocation.BEFORE_TRAIN_ITERATION in c.where_to_run]
     after = [c for c in trainer.callbacks if TrainingCallbackLocation.AFTER_TRAIN_ITERATION in c.where_to_run]
     for step in (0, 7, 2500):

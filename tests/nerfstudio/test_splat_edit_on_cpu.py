@@ -27,8 +27,14 @@ SOURCE_SPLAT = [*SMALL_SPLATFACTO, "--pipeline.model.use-absgrad", "False"]
 
 
 def _edit(root, scene, load_dir, guidance_scene, timestamp, steps):
-    return synthetic_train_command(root, scene, "ids-edit-splat", timestamp, steps,
-                                   *splat_edit_args(scene, load_dir, guidance_scene, colour_lr=0.05))
+    return synthetic_train_command(
+        root,
+        scene,
+        "ids-edit-splat",
+        timestamp,
+        steps,
+        *splat_edit_args(scene, load_dir, guidance_scene, colour_lr=0.05),
+    )
 
 
 def _checked(command, env, timeout=600):
@@ -47,14 +53,34 @@ def splat_edit(tmp_path_factory, ns_env):
     source = root / "out" / "scene" / "splatfacto" / "src"
     _checked(_edit(root, scene, source / "nerfstudio_models", guidance_scene, "edit", EDIT_STEPS), ns_env)
     shutil.rmtree(guidance_scene)  # from here on, nothing may need the diffusion model
-    return {"root": root, "scene": scene, "source": source, "edited": root / "out" / "scene" / "ids-edit-splat" / "edit"}
+    return {
+        "root": root,
+        "scene": scene,
+        "source": source,
+        "edited": root / "out" / "scene" / "ids-edit-splat" / "edit",
+    }
 
 
 def test_splat_edit_moves_the_ball_to_the_target_and_keeps_the_rest(splat_edit, ns_env):
     out = splat_edit["root"] / "eval"
-    _checked([*NS_RUN, "ids-nerf", "eval", "--source", str(splat_edit["source"] / "config.yml"),
-              "--edited", str(splat_edit["edited"] / "config.yml"), "--out", str(out),
-              "--scene", str(splat_edit["scene"]), "--target-appearance", "edited"], ns_env)
+    _checked(
+        [
+            *NS_RUN,
+            "ids-nerf",
+            "eval",
+            "--source",
+            str(splat_edit["source"] / "config.yml"),
+            "--edited",
+            str(splat_edit["edited"] / "config.yml"),
+            "--out",
+            str(out),
+            "--scene",
+            str(splat_edit["scene"]),
+            "--target-appearance",
+            "edited",
+        ],
+        ns_env,
+    )
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     print(json.dumps(metrics, indent=1))
     # the ball changes colour towards the ground-truth blue (measured: 8.8 -> 12.4 dB in the ball,
@@ -70,11 +96,27 @@ def test_an_edited_splat_run_opens_in_ns_eval_render_export_without_the_diffusio
     config = str(splat_edit["edited"] / "config.yml")
     _checked([*NS_RUN, "ns-eval", "--load-config", config, "--output-path", str(tmp_path / "eval.json")], ns_env)
     assert 10 < json.loads((tmp_path / "eval.json").read_text())["results"]["psnr"] < 100
-    _checked([*NS_RUN, "ns-render", "dataset", "--load-config", config, "--output-path", str(tmp_path / "renders"),
-              "--split", "test", "--rendered-output-names", "rgb"], ns_env)
+    _checked(
+        [
+            *NS_RUN,
+            "ns-render",
+            "dataset",
+            "--load-config",
+            config,
+            "--output-path",
+            str(tmp_path / "renders"),
+            "--split",
+            "test",
+            "--rendered-output-names",
+            "rgb",
+        ],
+        ns_env,
+    )
     assert len(list((tmp_path / "renders").rglob("*.jpg"))) == 2
-    _checked([*NS_RUN, "ns-export", "gaussian-splat", "--load-config", config,
-              "--output-dir", str(tmp_path / "export")], ns_env)
+    _checked(
+        [*NS_RUN, "ns-export", "gaussian-splat", "--load-config", config, "--output-dir", str(tmp_path / "export")],
+        ns_env,
+    )
     assert (tmp_path / "export" / "splat.ply").stat().st_size > 0
 
 
@@ -83,8 +125,9 @@ def test_a_splat_edit_resumes_from_its_own_checkpoint(splat_edit, ns_env):
     result = _checked(_edit(root, scene, edited / "nerfstudio_models", scene, "resumed", EDIT_STEPS + 5), ns_env)
     assert f"Resuming the edit from {edited / 'nerfstudio_models'}" in " ".join(result.stdout.split())
     before = load_checkpoint(edited / "nerfstudio_models" / f"step-{EDIT_STEPS - 1:09d}.ckpt")
-    after = load_checkpoint(root / "out" / "scene" / "ids-edit-splat" / "resumed" / "nerfstudio_models"
-                            / f"step-{EDIT_STEPS + 4:09d}.ckpt")
+    after = load_checkpoint(
+        root / "out" / "scene" / "ids-edit-splat" / "resumed" / "nerfstudio_models" / f"step-{EDIT_STEPS + 4:09d}.ckpt"
+    )
     assert torch.equal(before["pipeline"]["source_latents"], after["pipeline"]["source_latents"])
     colours = "_model.gauss_params.features_dc"
     assert before["pipeline"][colours].shape == after["pipeline"][colours].shape  # densification stays off
@@ -92,8 +135,9 @@ def test_a_splat_edit_resumes_from_its_own_checkpoint(splat_edit, ns_env):
 
 
 def test_the_viewer_shows_an_edited_splat_run(chromium, splat_edit, ns_env, tmp_path):
-    assert_viewer_shows_the_run([*NS_RUN, "ns-viewer"], splat_edit["edited"] / "config.yml", ns_env,
-                                tmp_path / "viewer.png")
+    assert_viewer_shows_the_run(
+        [*NS_RUN, "ns-viewer"], splat_edit["edited"] / "config.yml", ns_env, tmp_path / "viewer.png"
+    )
 
 
 def test_a_splat_edit_logs_like_ids_edit(splat_edit):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.nerfstudio.conftest import BIN, checked, run
+from tests.nerfstudio.conftest import BIN, run
 
 pytestmark = pytest.mark.slow
 

@@ -39,7 +39,10 @@ def assert_viewer_shows_the_run(ns_viewer: list, config: Path, env: dict, out: P
     port = _free_port()
     viewer = subprocess.Popen(
         [*ns_viewer, "--load-config", str(config), "--viewer.websocket-port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         _wait_for_port(port, viewer)

@@ -9,8 +9,14 @@ from PIL import Image
 
 from ids_nerf.cli.make_scene import MakeScene
 from ids_nerf.errors import UserError
-from ids_nerf.scenes.blender_scene import BOX_MAX, BOX_MIN, DISC_RADIUS, SPHERE_CENTER, SPHERE_RADIUS
-from ids_nerf.scenes.blender_scene import write_blender_scene
+from ids_nerf.scenes.blender_scene import (
+    BOX_MAX,
+    BOX_MIN,
+    DISC_RADIUS,
+    SPHERE_CENTER,
+    SPHERE_RADIUS,
+    write_blender_scene,
+)
 from ids_nerf.scenes.edit_scene import (
     appearance_images,
     depth_maps,

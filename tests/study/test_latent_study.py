@@ -11,8 +11,29 @@ def test_grid_lists_dds_once_per_cfg():
 
 def test_study_command_writes_the_report(tmp_path):
     out = tmp_path / "results.md"
-    code = main(["study", "--out", str(out), "--seeds", "2", "--views", "2", "--steps", "3",
-                 "--fpr-steps", "0", "1", "--fpr-scales", "0.1", "--guidance-scales", "7.5", "--fpr-jacobians", "full", "identity"])
+    code = main(
+        [
+            "study",
+            "--out",
+            str(out),
+            "--seeds",
+            "2",
+            "--views",
+            "2",
+            "--steps",
+            "3",
+            "--fpr-steps",
+            "0",
+            "1",
+            "--fpr-scales",
+            "0.1",
+            "--guidance-scales",
+            "7.5",
+            "--fpr-jacobians",
+            "full",
+            "identity",
+        ]
+    )
     assert code == 0
     text = out.read_text()
     assert "| DDS | 0 | - | 7.5 |" in text and "| IDS | 1 | 0.1 | 7.5 |" in text

@@ -51,11 +51,14 @@ def test_a_failed_edit_does_not_stop_the_rest(tmp_path, capsys):
     assert [line.split(":")[0] for line in summaries] == ["bad", "absent", "ball-blue"]
 
 
-@pytest.mark.parametrize("method, source_method, refused", [
-    ("ids-edit-splat", "nerfacto", "ids-edit-splat edits splatfacto scenes; set source_method: splatfacto"),
-    ("dds-edit-splat", "splatfacto", None),
-    ("ids-edit", "splatfacto", "ids-edit edits nerfacto scenes; set source_method: nerfacto"),
-])
+@pytest.mark.parametrize(
+    "method, source_method, refused",
+    [
+        ("ids-edit-splat", "nerfacto", "ids-edit-splat edits splatfacto scenes; set source_method: splatfacto"),
+        ("dds-edit-splat", "splatfacto", None),
+        ("ids-edit", "splatfacto", "ids-edit edits nerfacto scenes; set source_method: nerfacto"),
+    ],
+)
 def test_a_spec_trains_the_source_its_method_edits(tmp_path, method, source_method, refused):
     path = tmp_path / "e.yaml"
     path.write_text(GOOD.format(scene=tmp_path) + f"method: {method}\nsource_method: {source_method}\n")
