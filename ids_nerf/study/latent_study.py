@@ -284,7 +284,7 @@ Regenerate with `ids-nerf study` (took {seconds:.0f} s on this machine's CPU).
 - Score model: the exact-score model (`exact:SCENE`, pixel codec, SD 1.x noise schedule), whose sets
   are the scene's 24 source and 24 edited training views; prompts are the two captions.
 - Each run edits {views} training views directly in pixel space, as the official 2D code edits a latent:
-  {steps} SGD steps at lr {lr}, loss `2000 * sum(z * direction) / (h * w)`, t ~ U{50, ..., 948}.
+  {steps} SGD steps at lr {lr}, loss `2000 * sum(z * direction) / (h * w)`, t uniform in [50, 948].
   {seeds} seeds per setting (timesteps and noise); mean ± standard deviation over seeds.
 - target PSNR (object): the result against the ground-truth edit inside the ball's mask.
   identity PSNR (background): the result against the source outside the ball's mask. The ground-truth

@@ -208,7 +208,7 @@ def run_files(paths: Sequence[Path], env: Optional[Dict[str, str]] = None) -> Li
             results.append(EditResult(Path(path).stem, error=str(err)))
             print(results[-1].summary(), flush=True)
             continue
-        print(f"{spec.name}: {spec.method} of {spec.scene}", flush=True)
+        print(f"Edit '{spec.name}': {spec.method} of {spec.scene}", flush=True)
         results.append(run_spec(spec, env, stages=Stages(3)))
         print(results[-1].summary(), flush=True)
     return results
