@@ -25,7 +25,8 @@ def test_run_command_reports_each_edit(workspace, source_run, ns_env, tiny_sd_di
     assert "1 of 2 edits failed: missing" in result.stderr
     # each stage with its progress and log, as the demo shows them
     assert "[1/3] source nerfacto (an existing run): done in" in result.stdout
-    assert "[2/3] edit with ids-edit: done in" in result.stdout and "[3/3] evaluation of the test views: done" in result.stdout
+    assert "[2/3] edit with ids-edit: done in" in result.stdout
+    assert "[3/3] evaluation of the test views: done" in result.stdout
     runs = list((tmp_path / "out" / "ball" / "ids-edit").iterdir())
     assert len(runs) == 1
     metrics = json.loads((runs[0] / "eval" / "metrics.json").read_text())
