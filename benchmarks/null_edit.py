@@ -85,7 +85,7 @@ def build_trainer(source_run: Path, scene: Path, overrides: dict, out: Path, tar
 
 
 def test_views(pipeline) -> torch.Tensor:
-    """``[V, H, W, 3]`` eval-mode renders of the test views (the viewer's and ns-render's)."""
+    """``[V, H, W, 3]`` eval-mode renders of the held-out (val) views, as the viewer and ns-render render."""
     cameras = pipeline.datamanager.eval_dataset.cameras
     pipeline.eval()
     with torch.no_grad():
@@ -118,7 +118,8 @@ def target_quality(scene: Path, target: str, before: torch.Tensor, after: torch.
     from ids_nerf.evaluation.evaluate import _ground_truth
     from ids_nerf.evaluation.metrics import psnr
 
-    targets, masks, edited_id = _ground_truth(scene, target, len(after))
+    # the edit's eval dataset is the scene's val split (ns-train sets up with test_mode "val")
+    targets, masks, edited_id = _ground_truth(scene, target, len(after), split="val")
     object_psnr, rest_psnr = [], []
     for src, edi, gt, mask in zip(before, after, targets, masks):
         edi, src = edi.permute(2, 0, 1), src.permute(2, 0, 1)

@@ -67,13 +67,13 @@ def _mean(values: List[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
-def _ground_truth(scene: Path, appearance: str, count: int):
-    """The target appearance's test images, the object-id masks and the edited object's id."""
+def _ground_truth(scene: Path, appearance: str, count: int, split: str = "test"):
+    """The target appearance's images of ``split``, the object-id masks and the edited object's id."""
     from ids_nerf.scenes.edit_scene import appearance_images, mask_images, read_scene_info
 
     info = read_scene_info(scene)
-    targets = [read_rgb_on_white(p) for p in appearance_images(scene, appearance, "test")]
-    masks = [torch.from_numpy(np.asarray(Image.open(p), dtype=np.int64)) for p in mask_images(scene, "test")]
+    targets = [read_rgb_on_white(p) for p in appearance_images(scene, appearance, split)]
+    masks = [torch.from_numpy(np.asarray(Image.open(p), dtype=np.int64)) for p in mask_images(scene, split)]
     if not len(targets) == len(masks) == count:
         raise UserError(f"scene '{scene}' has {len(targets)} test views but the runs render {count}; wrong scene?")
     return targets, masks, int(info.get("edited_object_id", 2))

@@ -167,3 +167,28 @@ def test_a_short_source_is_edited_as_a_loaded_model_renders(workspace, ns_env, t
         assert sampler._anneal == pytest.approx(1.0)
         _run_callbacks(trainer, step, TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
     assert sampler._step == SOURCE_STEP + 1 + 5
+
+
+def _null_edit_steps(trainer, steps):
+    metrics = []
+    for step in range(steps):
+        _run_callbacks(trainer, step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+        metrics.append(trainer.train_iteration(step)[2])
+        _run_callbacks(trainer, step, TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+    return metrics
+
+
+def test_a_null_edit_starts_from_the_stored_source_render_exactly(
+    workspace, ns_env, tiny_sd_dir, long_trained_source, tmp_path
+):
+    """Target prompt = source prompt. Rendered without sampling jitter (the default), an unchanged view is
+    its stored source render exactly, so IDS's direction is zero but for rounding; with nerfacto's jitter
+    the same view renders otherwise than its stored render, and the edit chases sampling noise."""
+    load = long_trained_source / "nerfstudio_models"
+    quiet = dict(target_prompt="a red ball", proposal_loss_mult=0.0)
+    exact = _null_edit_steps(_trainer(workspace, tiny_sd_dir, load, tmp_path / "a", **quiet), 1)[0]
+    jittered = _null_edit_steps(
+        _trainer(workspace, tiny_sd_dir, load, tmp_path / "b", deterministic_sampling=False, **quiet), 1
+    )[0]
+    assert exact["ids/latent_change"] == 0 and jittered["ids/latent_change"] > 0
+    assert exact["ids/direction_norm"] < 0.1 * jittered["ids/direction_norm"]  # rounding against noise
