@@ -21,8 +21,7 @@ from PIL import Image
 from ids_nerf.errors import UserError
 from ids_nerf.evaluation.clip_metrics import load_clip
 from ids_nerf.evaluation.metrics import lpips, lpips_available, mask_iou, masked_depth_error, psnr, ssim
-from ids_nerf.guidance.exact import read_rgb_on_white
-from ids_nerf.image_editing.images import labeled_grid
+from ids_nerf.images import labeled_grid, read_rgb_on_white
 
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"
 """The CLIP model instruct-nerf2nerf's metrics use; used only when it is in the local cache."""

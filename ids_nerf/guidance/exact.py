@@ -21,15 +21,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
 
 from ids_nerf.core import alpha_bar, classifier_free_guidance, sample_timesteps, sd_alphas_cumprod
 from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
 from ids_nerf.errors import UserError
+from ids_nerf.images import read_rgb_on_white
 
 EXACT_PREFIX = "exact:"
 
@@ -137,13 +136,6 @@ class ExactScoreGuidance:
 
     def decode(self, latents: Tensor) -> Tensor:
         return self.codec.decode(latents).float()
-
-
-def read_rgb_on_white(path: Path) -> Tensor:
-    """``[3, H, W]`` in [0, 1], RGBA composited on white as nerfstudio's blender-data parser does."""
-    rgba = np.asarray(Image.open(path).convert("RGBA"), dtype=np.float32) / 255.0
-    rgb = rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])
-    return torch.from_numpy(rgb).permute(2, 0, 1)
 
 
 def load_exact_score(

@@ -17,7 +17,7 @@ from ids_nerf.errors import UserError
 from ids_nerf.guidance import DEFAULT_MODEL, load_guidance
 from ids_nerf.guidance.cut import cut_loss
 from ids_nerf.guidance.loading import resolve_precision
-from ids_nerf.image_editing.images import load_image, side_by_side, to_pil, to_tensor
+from ids_nerf.images import load_image, side_by_side, to_pil, to_tensor
 from ids_nerf.io import check_output_free, staged_output_dir
 
 METHODS = ("ids", "dds", "cds")

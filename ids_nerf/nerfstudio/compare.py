@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from ids_nerf.errors import UserError
-from ids_nerf.image_editing.images import side_by_side
+from ids_nerf.images import side_by_side
 from ids_nerf.io import staged_output_dir
 
 

@@ -25,7 +25,8 @@ from PIL import Image
 
 from ids_nerf.core import distillation_loss, ids_step
 from ids_nerf.evaluation.metrics import psnr
-from ids_nerf.guidance.exact import ExactScoreGuidance, load_exact_score, read_rgb_on_white
+from ids_nerf.guidance.exact import ExactScoreGuidance, load_exact_score
+from ids_nerf.images import read_rgb_on_white
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from ids_nerf.image_editing.images import labeled_grid
+from ids_nerf.images import labeled_grid
 
 
 def test_labeled_grid_upscales_each_image_under_a_header_of_column_names():

@@ -1,4 +1,5 @@
-"""Reading and writing RGB images as ``[1, 3, H, W]`` tensors in [0, 1]."""
+"""Reading, writing and laying out RGB images as tensors in [0, 1]: the one images module of the package
+(the 2D editor, compare, eval and the exact-score model use it)."""
 
 from __future__ import annotations
 
@@ -92,3 +93,10 @@ def _font(size: int) -> ImageFont.ImageFont:
 
 def _text_width(font: ImageFont.ImageFont, text: str) -> float:
     return font.getlength(text)
+
+
+def read_rgb_on_white(path: Path) -> Tensor:
+    """``[3, H, W]`` in [0, 1], RGBA composited on white as nerfstudio's blender-data parser does."""
+    rgba = np.asarray(Image.open(path).convert("RGBA"), dtype=np.float32) / 255.0
+    rgb = rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])
+    return torch.from_numpy(rgb).permute(2, 0, 1)
