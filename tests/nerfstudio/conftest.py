@@ -90,3 +90,30 @@ def edit_run(workspace, source_run, ns_env, tiny_sd_dir):
     checked(run(edit_command(workspace, load_dir=source_run / "nerfstudio_models", model=model), ns_env))
     shutil.rmtree(model)  # from here on, nothing may need the diffusion weights
     return workspace / "out" / "scene" / "ids-edit" / "edit"
+
+
+def edit_trainer(method, workspace, model_dir, load_dir, out, model=None, **pipeline):
+    """An ``ids-edit``-family trainer set up in-process on the test scene (what ``ns-train method`` builds),
+    with ``pipeline`` and ``model`` settings overridden; the run goes to ``out``."""
+    import copy
+
+    from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+    from nerfstudio.plugins.registry import discover_methods
+
+    config = copy.deepcopy(discover_methods()[0][method])
+    config.machine.device_type = "cpu"
+    config.vis = "tensorboard"
+    config.output_dir = out
+    config.load_dir = load_dir
+    config.pipeline.datamanager.dataparser = BlenderDataParserConfig(data=workspace / "scene")
+    config.pipeline.source_prompt, config.pipeline.target_prompt = "a red ball", "a blue ball"
+    config.pipeline.diffusion_model = str(model_dir)
+    for key, value in pipeline.items():
+        setattr(config.pipeline, key, value)
+    for key, value in (model or {}).items():
+        setattr(config.pipeline.model, key, value)
+    config.set_timestamp()
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    return trainer

@@ -5,16 +5,15 @@ A short ns-train run stands in for the long one: its checkpoint is copied with s
 that nerfacto's schedules (proposal-weight annealing, proposal update interval) read of a training's length.
 """
 
-import copy
 import shutil
 
 import pytest
 import torch
-from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 from nerfstudio.engine.callbacks import TrainingCallbackLocation
 
 from ids_nerf.nerfstudio.checkpoints import load_checkpoint
 from ids_nerf.nerfstudio.rendering import backprop_rgb, camera_rays, render_rgb, render_with_backprop
+from tests.nerfstudio.conftest import edit_trainer
 
 pytestmark = pytest.mark.slow
 SOURCE_STEP = 30000
@@ -34,24 +33,7 @@ def long_trained_source(source_run, tmp_path_factory):
 
 
 def _trainer(workspace, tiny_sd_dir, load_dir, tmp_path, **pipeline):
-    from nerfstudio.plugins.registry import discover_methods
-
-    config = copy.deepcopy(discover_methods()[0]["ids-edit"])
-    config.machine.device_type = "cpu"
-    config.vis = "tensorboard"
-    config.output_dir = tmp_path
-    config.load_dir = load_dir
-    config.pipeline.datamanager.dataparser = BlenderDataParserConfig(data=workspace / "scene")
-    config.pipeline.source_prompt, config.pipeline.target_prompt = "a red ball", "a blue ball"
-    config.pipeline.diffusion_model = str(tiny_sd_dir)
-    config.pipeline.render_chunk_rays = CHUNK
-    for key, value in pipeline.items():
-        setattr(config.pipeline, key, value)
-    config.set_timestamp()
-    config.save_config()
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    return trainer
+    return edit_trainer("ids-edit", workspace, tiny_sd_dir, load_dir, tmp_path, render_chunk_rays=CHUNK, **pipeline)
 
 
 def _run_callbacks(trainer, step, location):

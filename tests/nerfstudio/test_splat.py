@@ -4,8 +4,6 @@ These build the trainer in-process with gsplat untouched, so the source latents 
 the whole edit (source renders, edit steps, evaluation) runs in test_splat_edit_on_cpu.py.
 """
 
-import copy
-
 import pytest
 import torch
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
@@ -13,6 +11,8 @@ from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConf
 from nerfstudio.engine.callbacks import TrainingCallbackLocation
 from nerfstudio.models.splatfacto import SplatfactoModelConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
+
+from tests.nerfstudio.conftest import edit_trainer
 
 pytestmark = pytest.mark.slow
 GAUSSIANS = 300
@@ -42,24 +42,16 @@ def splat_checkpoint(workspace, ns_env, tmp_path_factory):
 
 
 def _trainer(workspace, tiny_sd_dir, load_dir, tmp_path, densify=False):
-    from nerfstudio.plugins.registry import discover_methods
-
-    config = copy.deepcopy(discover_methods()[0]["ids-edit-splat"])
-    config.machine.device_type = "cpu"
-    config.vis = "tensorboard"
-    config.output_dir = tmp_path
-    config.load_dir = load_dir
-    config.pipeline.datamanager.dataparser = BlenderDataParserConfig(data=workspace / "scene")
-    config.pipeline.model.num_random = 1000
-    config.pipeline.source_prompt, config.pipeline.target_prompt = "a red ball", "a blue ball"
-    config.pipeline.diffusion_model = str(tiny_sd_dir)
-    config.pipeline.source_latents_from = "dataset"
-    config.pipeline.densify = densify
-    config.set_timestamp()
-    config.save_config()
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    return trainer
+    return edit_trainer(
+        "ids-edit-splat",
+        workspace,
+        tiny_sd_dir,
+        load_dir,
+        tmp_path,
+        model={"num_random": 1000},
+        source_latents_from="dataset",
+        densify=densify,
+    )
 
 
 def test_splat_edit_loads_the_gaussians_and_optimizes_them(workspace, ns_env, tiny_sd_dir, splat_checkpoint, tmp_path):
