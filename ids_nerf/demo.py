@@ -106,58 +106,76 @@ class Demo:
     seed: int = 0
     """Scene seed."""
 
-    def main(self):
-        from ids_nerf.scenes.edit_scene import read_scene_info, write_edit_scene
-        from ids_nerf.workflow.runner import run_spec
-        from ids_nerf.workflow.spec import EditSpec
+    @property
+    def splat(self) -> bool:
+        return self.method.endswith("-splat")
 
-        splat = self.method.endswith("-splat")
-        if splat and not torch.cuda.is_available():
+    def main(self):
+        from ids_nerf.scenes.edit_scene import write_edit_scene
+        from ids_nerf.workflow.runner import run_spec
+
+        if self.splat and not torch.cuda.is_available():
             raise UserError(
                 f"{self.method} needs a CUDA device: gsplat rasterizes on CUDA only; "
                 "on this machine try --method ids-edit"
             )
         check_output_free(self.out)
         start = time.time()
-        source_steps = self.source_steps or (1500 if splat else 600)
         stages = Stages(4)
         print(
-            f"ids-nerf demo: a synthetic scene, a source {'splatfacto' if splat else 'nerfacto'} "
-            f"({source_steps} steps), an {self.method} edit ({self.edit_steps} steps) scored by "
+            f"ids-nerf demo: a synthetic scene, a source {'splatfacto' if self.splat else 'nerfacto'} "
+            f"({self.source_steps_or_default()} steps), an {self.method} edit ({self.edit_steps} steps) scored by "
             f"{'the exact-score model' if self.model == 'exact' else self.model}, its evaluation. Into {self.out}/"
         )
         stages.start(f"scene: {self.views} views of {self.size}x{self.size} pixels")
         scene = write_edit_scene(self.out / "scene", size=self.size, views=self.views, seed=self.seed)
         stages.done(str(scene))
-        torch_home = offline_torch_home(self.out)
+        spec = self.edit_spec(scene)
+        # the runs' own logs keep everything; the console keeps only what a person reads
+        with third_party_warnings_to(self.out / "runs" / spec.name / "warnings.log"):
+            result = run_spec(spec, self.environment(), stages=stages)
+        if result.error:
+            raise UserError(result.error)
+        self.print_summary(result, time.time() - start)
+        return result
+
+    def source_steps_or_default(self) -> int:
+        return self.source_steps or (1500 if self.splat else 600)
+
+    def environment(self) -> dict:
+        """The commands' environment: offline for the exact model, and an AlexNet stand-in if needed."""
         env = dict(os.environ)
         if self.model == "exact":
             env.setdefault("HF_HUB_OFFLINE", "1")  # nothing to download: never wait on the network
+        torch_home = offline_torch_home(self.out)
         if torch_home is not None:
             env["TORCH_HOME"] = os.environ["TORCH_HOME"] = torch_home
             print(
                 "      No real AlexNet weights in the torch cache: nerfacto gets an untrained stand-in, "
                 "LPIPS is skipped."
             )
+        return env
+
+    def edit_spec(self, scene: Path):
+        """The demo's edit as an edit file would describe it: the scene's captions as prompts."""
+        from ids_nerf.scenes.edit_scene import read_scene_info
+        from ids_nerf.workflow.spec import EditSpec
+
         captions = read_scene_info(scene)["appearances"]
         model = f"exact:{scene}" if self.model == "exact" else self.model
-        spec = EditSpec(
+        source_model = (
+            SMALL_SPLATFACTO
+            if self.splat
+            else [*REDUCED_NERFACTO, "--pipeline.datamanager.train-num-rays-per-batch", str(self.source_rays)]
+        )
+        return EditSpec(
             name="demo",
             scene=scene,
             source_prompt=captions["source"],
             target_prompt=captions["edited"],
             dataparser_args=["--alpha-color", "None"],
-            source_method="splatfacto" if splat else "nerfacto",
-            source_args=[
-                *device_args(),
-                "--max-num-iterations",
-                str(source_steps),
-                *(
-                    SMALL_SPLATFACTO
-                    if splat
-                    else [*REDUCED_NERFACTO, "--pipeline.datamanager.train-num-rays-per-batch", str(self.source_rays)]
-                ),
-            ],
+            source_method="splatfacto" if self.splat else "nerfacto",
+            source_args=[*device_args(), "--max-num-iterations", str(self.source_steps_or_default()), *source_model],
             method=self.method,
             edit_args=[
                 *device_args(),
@@ -168,21 +186,19 @@ class Demo:
                 # lambda 0.1 rather than the paper's 1 (tuned for SD latents): best with the
                 # exact-score model at CFG 7.5, in 2D and on the NeRF (docs/results*.md)
                 *(["--pipeline.fpr-scale", "0.1"] if self.model == "exact" else []),
-                *(SPLAT_EDIT_COLOUR_LR if splat else []),
+                *(SPLAT_EDIT_COLOUR_LR if self.splat else []),
             ],
             output_dir=self.out / "runs",
         )
-        # the runs' own logs keep everything; the console keeps only what a person reads
-        with third_party_warnings_to(self.out / "runs" / spec.name / "warnings.log"):
-            result = run_spec(spec, env, stages=stages)
-        if result.error:
-            raise UserError(result.error)
+
+    @staticmethod
+    def print_summary(result, seconds: float) -> None:
+        """The metrics table and what to open."""
         eval_dir = result.edit_run / "eval"
         print()
         print((eval_dir / "metrics.md").read_text())
-        print(f"Demo finished in {format_seconds(time.time() - start)}. Open:")
+        print(f"Demo finished in {format_seconds(seconds)}. Open:")
         print(f"  {eval_dir / 'grid.png'}  (a row per test view: source | edited | ground-truth target | difference)")
         print(f"  {eval_dir / 'metrics.md'}  (the table above)")
         print(f"  logs:       {result.edit_run.parent.parent}/*.log")
         print(f"  view it:    ns-viewer --load-config {result.edit_run / 'config.yml'}")
-        return result
