@@ -16,7 +16,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Iterator, Optional, TextIO
+from typing import Dict, Iterator, Optional, TextIO
 
 KNOWN_THIRD_PARTY_WARNINGS = (
     "`torch.cuda.amp.custom_fwd(args...)` is deprecated",  # nerfstudio's activations
@@ -40,6 +40,20 @@ def is_known_third_party(message: Warning | str, filename: str) -> bool:
     return bool(THIRD_PARTY_FILE.search(filename)) and str(message).startswith(KNOWN_THIRD_PARTY_WARNINGS)
 
 
+IGNORED_IN_WORKERS = ",".join(f"ignore:{text}" for text in KNOWN_THIRD_PARTY_WARNINGS)
+
+
+def with_all_warnings(env: Dict[str, str]) -> Dict[str, str]:
+    """``env`` for a command whose output goes to a log file (ns-train's): without the ignores that
+    :func:`third_party_warnings_to` put in ``PYTHONWARNINGS``, so its log keeps every warning."""
+    value = env.get("PYTHONWARNINGS", "")
+    if not value.startswith(IGNORED_IN_WORKERS):
+        return dict(env)
+    rest = value[len(IGNORED_IN_WORKERS) :].lstrip(",")
+    cleaned = {k: v for k, v in env.items() if k != "PYTHONWARNINGS"}
+    return {**cleaned, "PYTHONWARNINGS": rest} if rest else cleaned
+
+
 @contextlib.contextmanager
 def third_party_warnings_to(log: Optional[Path]) -> Iterator[None]:
     """Within the block, known third-party warnings are appended to ``log`` (dropped when None) instead
@@ -58,8 +72,8 @@ def third_party_warnings_to(log: Optional[Path]) -> Iterator[None]:
     # worker processes that nerfstudio starts (data loaders) do not inherit ``showwarning``, only the
     # environment: there the same warnings are ignored, by their first words
     previous = os.environ.get("PYTHONWARNINGS")
-    ignored = ",".join(f"ignore:{text}" for text in KNOWN_THIRD_PARTY_WARNINGS)
-    os.environ["PYTHONWARNINGS"] = ignored + ("," + previous if previous else "")
+    if not (previous or "").startswith(IGNORED_IN_WORKERS):  # nested blocks add them once
+        os.environ["PYTHONWARNINGS"] = IGNORED_IN_WORKERS + ("," + previous if previous else "")
     warnings.showwarning = show
     try:
         yield

@@ -69,3 +69,16 @@ def test_the_known_warnings_fit_pythonwarnings():
     from ids_nerf.console import KNOWN_THIRD_PARTY_WARNINGS
 
     assert all("," not in text and ":" not in text for text in KNOWN_THIRD_PARTY_WARNINGS)
+
+
+def test_commands_that_log_to_a_file_get_every_warning_back():
+    import os
+
+    from ids_nerf.console import with_all_warnings
+
+    with third_party_warnings_to(None), third_party_warnings_to(None):  # nested, as ids-nerf demo
+        quiet = dict(os.environ)
+    assert "PYTHONWARNINGS" in quiet and "PYTHONWARNINGS" not in with_all_warnings(quiet)
+    assert with_all_warnings({"PYTHONWARNINGS": "error"}) == {"PYTHONWARNINGS": "error"}
+    mixed = {"PYTHONWARNINGS": quiet["PYTHONWARNINGS"] + ",error", "X": "1"}
+    assert with_all_warnings(mixed) == {"PYTHONWARNINGS": "error", "X": "1"}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from ids_nerf.console import Stages
+from ids_nerf.console import Stages, with_all_warnings
 from ids_nerf.errors import UserError
 from ids_nerf.workflow.spec import EditSpec, load_spec
 
@@ -46,7 +46,8 @@ def run_ns_train(
     step line it prints (see :data:`PROGRESS_ARGS`). A failure raises with the log's telling line."""
     log.parent.mkdir(parents=True, exist_ok=True)
     steps = _max_iterations(args)
-    child_env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}  # lines as they come
+    # lines as they come, and every warning: the log is the full record
+    child_env = {**with_all_warnings(dict(os.environ if env is None else env)), "PYTHONUNBUFFERED": "1"}
     with (
         open(log, "w") as out,
         subprocess.Popen(

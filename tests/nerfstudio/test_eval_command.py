@@ -84,7 +84,18 @@ def test_demo_on_its_smallest_setting(ns_env, tmp_path):
         )
     )
     assert "| psnr_edited_to_target |" in result.stdout and "ns-viewer --load-config" in result.stdout
+    # a console for a person: numbered stages, what to open, no third-party deprecations
+    for stage in ("[1/4] scene", "[2/4] source nerfacto: done", "[3/4] edit with ids-edit: done", "[4/4] evaluation"):
+        assert stage in result.stdout, result.stdout[-3000:]
+    assert "grid.png" in result.stdout.splitlines()[-4]
+    for noise in ("Using a non-tuple sequence", "torch.jit.script", "custom_fwd", "This DataLoader will create"):
+        assert noise not in result.stdout + result.stderr, noise
+    source_log = (out / "runs" / "demo" / "source.log").read_text()
+    assert "Using a non-tuple sequence" in source_log  # kept in the run's log for whoever needs it
     runs = list((out / "runs" / "demo" / "ids-edit").iterdir())
+    from PIL import Image
+
+    assert Image.open(runs[0] / "eval" / "grid.png").width >= 4 * 192  # upscaled, four labeled columns
     metrics = json.loads((runs[0] / "eval" / "metrics.json").read_text())["metrics"]
     for key in (
         "psnr_edited_to_target",
