@@ -34,6 +34,7 @@ VARIANTS = {
     "sgd-lr-0.01": {"optimizer": "sgd", "lr": 0.01},
     "adam-eps-1e-8": {"adam_eps": 1e-8},
     "adam-eps-1e-6": {"adam_eps": 1e-6},
+    "lr-1e-2": {"lr": 1e-2},  # the default before 2026-11-28
     "lr-1e-3": {"lr": 1e-3},
     "train-embedding": {"pipeline.train_appearance_embedding": True},
     "jitter": {"pipeline.deterministic_sampling": False},
