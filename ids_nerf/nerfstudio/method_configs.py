@@ -5,7 +5,7 @@ Defaults and their reasons:
 - Learning rates: Adam 1e-3 for fields and proposal networks (a tenth of nerfacto's training rate),
   decayed to 1e-5 over the edit. Adam moves every parameter a gradient reaches by about the learning
   rate however small the gradient, so the rate sets how far what should stay drifts: at 1e-2 a null
-  edit drifted 8x more, and a real edit kept 2.6-2.8 dB less background at the same target PSNR
+  edit drifted 8x more, and the demo's edit kept about 3 dB less background at the same target PSNR
   (docs/results-nerf.md).
 - 3000 steps: an estimate for a 15-minute edit on one H100 (about 0.3 s per 512x512 step), not yet
   measured on a GPU.
