@@ -52,7 +52,9 @@ def diffusion_folder(model: str, device: str, root: Path) -> Path:
         getattr(g, name).save_pretrained(folder / name)
     from diffusers import DDPMScheduler
 
-    DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear").save_pretrained(
+    from ids_nerf.core.defaults import SD_BETA_END, SD_BETA_START
+
+    DDPMScheduler(beta_start=SD_BETA_START, beta_end=SD_BETA_END, beta_schedule="scaled_linear").save_pretrained(
         folder / "scheduler"
     )
     return folder

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 
+from ids_nerf.core.defaults import SD_BETA_END, SD_BETA_START
 from ids_nerf.guidance import StableDiffusionGuidance, load_stable_diffusion, make_tiny_sd
 
 
@@ -57,7 +58,7 @@ def sd15_random(device: str, precision: str) -> StableDiffusionGuidance:
             pad_token_id=tokenizer.pad_token_id,
         )
     ).to(device, dtype)
-    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    scheduler = DDPMScheduler(beta_start=SD_BETA_START, beta_end=SD_BETA_END, beta_schedule="scaled_linear")
     return StableDiffusionGuidance(unet, vae, text, tokenizer, scheduler)
 
 

@@ -13,6 +13,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from ids_nerf.core.defaults import FPR_SCALE, FPR_STEPS
 from ids_nerf.core.fpr import ScoreFn, fpr_refine, posterior_distance
 from ids_nerf.core.noising import add_noise, guided_noise, tweedie_z0
 
@@ -73,8 +74,8 @@ def ids_step(
     t,
     noise,
     alphas_cumprod,
-    fpr_steps: int = 3,
-    fpr_scale: float = 1.0,
+    fpr_steps: int = FPR_STEPS,
+    fpr_scale: float = FPR_SCALE,
     fpr_jacobian: str = "full",
 ) -> DistillationStep:
     """IDS (Algorithm 1): FPR-refine the noisy source (Eqs. 6-7), take its guided noise (Eq. 8),
@@ -110,8 +111,8 @@ def ids_direction(
     t: Tensor,
     noise: Tensor,
     alphas_cumprod: Tensor,
-    fpr_steps: int = 3,
-    fpr_scale: float = 1.0,
+    fpr_steps: int = FPR_STEPS,
+    fpr_scale: float = FPR_SCALE,
 ) -> Tensor:
     """Eq. 9: ``eps_hat(z_t^trg*, y_trg, t) - eps_hat(z_t^src*, y_src, t)``.
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
+from ids_nerf.core.defaults import MAX_STEP, MIN_STEP, SD_BETA_END, SD_BETA_START, SD_TRAIN_TIMESTEPS
 
 
 def sd_alphas_cumprod(dtype: torch.dtype = torch.float64) -> Tensor:
     """``a_t`` of Stable Diffusion 1.x's schedule: scaled-linear betas from 0.00085 to 0.012, 1000 steps."""
-    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=dtype) ** 2
+    betas = torch.linspace(SD_BETA_START**0.5, SD_BETA_END**0.5, SD_TRAIN_TIMESTEPS, dtype=dtype) ** 2
     return torch.cumprod(1 - betas, dim=0)
 
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ids_nerf.core import alpha_bar, classifier_free_guidance, sample_timesteps, sd_alphas_cumprod
-from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
+from ids_nerf.core.defaults import GUIDANCE_SCALE, MAX_STEP, MIN_STEP
 from ids_nerf.errors import UserError
 from ids_nerf.images import read_rgb_on_white
 
@@ -75,7 +75,7 @@ class ExactScoreGuidance:
         sets: Dict[str, Tensor],
         codec: PixelCodec,
         native_size: int,
-        guidance_scale: float = 7.5,
+        guidance_scale: float = GUIDANCE_SCALE,
         min_step: int = MIN_STEP,
         max_step: int = MAX_STEP,
         device: str | torch.device = "cpu",
@@ -141,7 +141,7 @@ class ExactScoreGuidance:
 def load_exact_score(
     spec: str,
     device: str | torch.device = "cpu",
-    guidance_scale: float = 7.5,
+    guidance_scale: float = GUIDANCE_SCALE,
     min_step: int = MIN_STEP,
     max_step: int = MAX_STEP,
     factor: int = 1,

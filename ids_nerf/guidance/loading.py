@@ -8,7 +8,7 @@ from typing import Literal
 
 import torch
 
-from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
+from ids_nerf.core.defaults import GUIDANCE_SCALE, MAX_STEP, MIN_STEP
 from ids_nerf.errors import ModelUnavailableError
 from ids_nerf.guidance.score_model import ScoreModel
 from ids_nerf.guidance.stable_diffusion import StableDiffusionGuidance
@@ -70,7 +70,7 @@ def load_stable_diffusion(
     model: str = DEFAULT_MODEL,
     precision: Precision = "fp32",
     device: str | torch.device = "cpu",
-    guidance_scale: float = 7.5,
+    guidance_scale: float = GUIDANCE_SCALE,
     min_step: int = MIN_STEP,
     max_step: int = MAX_STEP,
 ) -> StableDiffusionGuidance:
@@ -129,7 +129,7 @@ def load_guidance(
     model: str = DEFAULT_MODEL,
     precision: Precision = "fp32",
     device: str | torch.device = "cpu",
-    guidance_scale: float = 7.5,
+    guidance_scale: float = GUIDANCE_SCALE,
     min_step: int = MIN_STEP,
     max_step: int = MAX_STEP,
 ) -> ScoreModel:

@@ -13,7 +13,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ids_nerf.core import classifier_free_guidance, sample_timesteps
-from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
+from ids_nerf.core.defaults import GUIDANCE_SCALE, MAX_STEP, MIN_STEP
 
 
 class StableDiffusionGuidance:
@@ -32,7 +32,7 @@ class StableDiffusionGuidance:
         text_encoder,
         tokenizer,
         scheduler,
-        guidance_scale: float = 7.5,
+        guidance_scale: float = GUIDANCE_SCALE,
         min_step: int = MIN_STEP,
         max_step: int = MAX_STEP,
     ) -> None:

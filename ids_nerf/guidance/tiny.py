@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from ids_nerf.core.defaults import SD_BETA_END, SD_BETA_START, SD_TRAIN_TIMESTEPS
+
 TINY_UNET_SAMPLE_SIZE = 16
 """Latent side of the tiny model; with the VAE's factor 2 its native image is 32x32 pixels."""
 
@@ -93,9 +95,9 @@ def make_tiny_sd(folder: Path | str, seed: int = 0) -> Path:
         sample_size=TINY_UNET_SAMPLE_SIZE * 2,
     )
     scheduler = DDPMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
+        num_train_timesteps=SD_TRAIN_TIMESTEPS,
+        beta_start=SD_BETA_START,
+        beta_end=SD_BETA_END,
         beta_schedule="scaled_linear",
         clip_sample=False,
         prediction_type="epsilon",

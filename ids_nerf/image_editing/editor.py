@@ -12,7 +12,16 @@ import torch
 from tqdm.auto import tqdm
 
 from ids_nerf.core import dds_step, distillation_loss, ids_step
-from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
+from ids_nerf.core.defaults import (
+    EDIT_STEPS_2D,
+    FPR_SCALE,
+    FPR_STEPS,
+    GUIDANCE_SCALE,
+    LOSS_SCALE,
+    LR_2D,
+    MAX_STEP,
+    MIN_STEP,
+)
 from ids_nerf.errors import UserError
 from ids_nerf.guidance import DEFAULT_MODEL, load_guidance
 from ids_nerf.guidance.cut import cut_loss
@@ -35,13 +44,13 @@ class EditImageConfig:
     """Text describing the wanted result, e.g. "a photo of a tiger"."""
     method: str = "ids"
     """ids (FPR-corrected guided noise), dds (no FPR) or cds (DDS + patch-contrastive loss)."""
-    steps: int = 200
+    steps: int = EDIT_STEPS_2D
     """Optimisation steps (official: 200)."""
-    fpr_steps: int = 3
+    fpr_steps: int = FPR_STEPS
     """FPR iterations N per step, IDS only (official: 3). 0 makes IDS equal to DDS."""
-    fpr_scale: float = 1.0
+    fpr_scale: float = FPR_SCALE
     """FPR step size lambda (official: 1.0, tuned for SD 1.x latents)."""
-    guidance_scale: float = 7.5
+    guidance_scale: float = GUIDANCE_SCALE
     """CFG scale s in eps_u + s (eps_c - eps_u), used inside FPR and in the final score (official: 7.5)."""
     model: str = DEFAULT_MODEL
     """Score model: a diffusers Stable Diffusion hub id or local folder (see `ids-nerf make-tiny-sd`), or
@@ -50,9 +59,9 @@ class EditImageConfig:
     """Seed of the timesteps, the noise and the CUT patch sampling."""
     out: Optional[Path] = None
     """Result folder; must not exist or be empty. Default: outputs/edit-image/<image>-<method>-<time>."""
-    lr: float = 0.1
+    lr: float = LR_2D
     """SGD learning rate on the target latent (official: 0.1)."""
-    loss_scale: float = 2000.0
+    loss_scale: float = LOSS_SCALE
     """The loss is loss_scale * sum(z_trg * direction) / (h * w), h x w the latent size (official: 2000)."""
     cut_weight: float = 3.0
     """Weight of the CUT loss for --method cds (CDS default: 3.0)."""

@@ -22,7 +22,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 
 from ids_nerf.core import distillation_loss, ids_step
-from ids_nerf.core.defaults import MAX_STEP, MIN_STEP
+from ids_nerf.core.defaults import FPR_SCALE, FPR_STEPS, GUIDANCE_SCALE, LOSS_SCALE, MAX_STEP, MIN_STEP
 from ids_nerf.errors import UserError
 from ids_nerf.guidance import DEFAULT_MODEL, ScoreModel, load_guidance
 from ids_nerf.nerfstudio.rendering import camera_rays, render_with_backprop
@@ -44,20 +44,20 @@ class IDSEditPipelineConfig(VanillaPipelineConfig):
     """Torch device of the diffusion model, e.g. cuda:1; default: the NeRF's device."""
     diffusion_precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     """Weights' precision; auto: fp16 on CUDA (the official code's), fp32 on the CPU."""
-    fpr_steps: int = 3
+    fpr_steps: int = FPR_STEPS
     """FPR iterations N per step (paper and official code: 3). 0 turns IDS into DDS exactly."""
-    fpr_scale: float = 1.0
+    fpr_scale: float = FPR_SCALE
     """FPR step size lambda (official: 1.0, chosen for SD 1.x latents)."""
     fpr_jacobian: Literal["full", "identity"] = "full"
     """full: FPR's gradient goes through the score model (the paper); identity: the cheaper
     Jacobian-free variant (one forward pass per FPR step, no backward); see docs/results.md."""
-    guidance_scale: float = 7.5
+    guidance_scale: float = GUIDANCE_SCALE
     """CFG scale s in eps_u + s (eps_c - eps_u), inside FPR and in the final score (official: 7.5)."""
     min_step: int = MIN_STEP
     """Smallest timestep drawn, inclusive, of 1000 (official: 50)."""
     max_step: int = MAX_STEP
     """Timesteps are drawn below this, exclusive (official: randint(50, 949), so t in [50, 948])."""
-    loss_scale: float = 2000.0
+    loss_scale: float = LOSS_SCALE
     """The loss is loss_scale * sum(z * direction) / (h * w), h x w the latent size (official: 2000)."""
     diffusion_size: Optional[int] = None
     """Short side in pixels of the image given to the VAE; default the model's native size

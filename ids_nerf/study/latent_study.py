@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from ids_nerf.core import distillation_loss, ids_step
+from ids_nerf.core.defaults import EDIT_STEPS_2D, GUIDANCE_SCALE, LOSS_SCALE, LR_2D
 from ids_nerf.evaluation.metrics import psnr
 from ids_nerf.guidance.exact import ExactScoreGuidance, load_exact_score
 from ids_nerf.images import read_rgb_on_white
@@ -93,7 +94,7 @@ def edit_views(data: StudyScene, setting: Setting, seed: int, steps: int, lr: fl
     optimizer = torch.optim.SGD([z_trg], lr=lr)
     cond_src = model.embed_prompt("source").expand(views)
     cond_trg = model.embed_prompt("edited").expand(views)
-    scale = 2000.0 / (z_src.shape[-2] * z_src.shape[-1])
+    scale = LOSS_SCALE / (z_src.shape[-2] * z_src.shape[-1])
     for _ in range(steps):
         t = model.sample_timesteps(views, generator)
         noise = torch.randn(z_src.shape, generator=generator)
@@ -228,13 +229,13 @@ class Study:
     """Seeds per setting (timesteps and noise)."""
     views: int = 8
     """Training views edited per run (as one batch)."""
-    steps: int = 200
+    steps: int = EDIT_STEPS_2D
     """SGD steps per run (official 2D: 200)."""
-    lr: float = 0.1
+    lr: float = LR_2D
     """SGD learning rate on the latent (official: 0.1)."""
     fpr_steps: List[int] = field(default_factory=lambda: [0, 1, 3, 5])
     fpr_scales: List[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])
-    guidance_scales: List[float] = field(default_factory=lambda: [1.0, 7.5])
+    guidance_scales: List[float] = field(default_factory=lambda: [1.0, GUIDANCE_SCALE])
     fpr_jacobians: List[str] = field(default_factory=lambda: ["full", "identity"])
     """full: the paper's FPR (gradient through the score); identity: the Jacobian-free variant."""
 
