@@ -113,6 +113,7 @@ def ids_direction(
     alphas_cumprod: Tensor,
     fpr_steps: int = FPR_STEPS,
     fpr_scale: float = FPR_SCALE,
+    fpr_jacobian: str = "full",
 ) -> Tensor:
     """Eq. 9: ``eps_hat(z_t^trg*, y_trg, t) - eps_hat(z_t^src*, y_src, t)``.
 
@@ -127,6 +128,7 @@ def ids_direction(
         t: long timesteps ``[B]``, indexes into ``alphas_cumprod``.
         noise: the forward process' ``eps``, shape of ``z_src``.
         alphas_cumprod: 1-D cumulative alphas ``a_t``.
+        fpr_jacobian: ``"full"`` (the paper) or ``"identity"`` (Jacobian-free FPR), as :func:`ids_step`.
 
     Returns:
         The direction, detached, in ``z_src``'s dtype (float64 inputs are computed in float64).
@@ -140,7 +142,7 @@ def ids_direction(
     True
     """
     return ids_step(
-        score_fn, z_src, z_trg, cond_src, cond_trg, t, noise, alphas_cumprod, fpr_steps, fpr_scale
+        score_fn, z_src, z_trg, cond_src, cond_trg, t, noise, alphas_cumprod, fpr_steps, fpr_scale, fpr_jacobian
     ).direction
 
 

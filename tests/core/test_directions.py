@@ -117,3 +117,24 @@ def test_score_is_called_batched_once_for_the_final_pair():
     score = GaussianScore(AC, guidance_scale=1.0)
     ids_direction(score, *_inputs(), AC, fpr_steps=3)
     assert score.calls == 3 + 1
+
+
+def test_ids_direction_takes_the_same_options_as_ids_step():
+    from ids_nerf.core import ids_direction, ids_step
+
+    g = torch.Generator().manual_seed(0)
+    z_src, z_trg = (
+        torch.randn(1, 4, 4, 4, generator=g, dtype=torch.float64),
+        torch.randn(1, 4, 4, 4, generator=g, dtype=torch.float64),
+    )
+    noise, c, t = torch.randn_like(z_src), torch.ones(1, dtype=torch.float64), torch.tensor([400])
+
+    def score(z, tt, cond):
+        return 0.1 * z**2 + cond.view(-1, 1, 1, 1)
+
+    for jacobian in ("full", "identity"):
+        direction = ids_direction(score, z_src, z_trg, c, c, t, noise, AC, 2, 0.5, fpr_jacobian=jacobian)
+        step = ids_step(score, z_src, z_trg, c, c, t, noise, AC, 2, 0.5, jacobian)
+        torch.testing.assert_close(direction, step.direction)
+    full = ids_direction(score, z_src, z_trg, c, c, t, noise, AC, 2, 0.5, fpr_jacobian="full")
+    assert not torch.allclose(full, direction)  # the option reaches FPR
