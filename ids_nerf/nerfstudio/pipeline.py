@@ -92,9 +92,10 @@ class IDSEditPipelineConfig(VanillaPipelineConfig):
     seed: int = 0
     """Seed of the view order, timesteps and noise."""
 
-    # What kind of source this pipeline edits, for the trainer's checks (class-level, not options).
     source_kind: ClassVar[str] = "nerfacto"
+    """The model kind this pipeline edits, checked against the --load-dir run (a class constant)."""
     other_kind_method: ClassVar[str] = "ids-edit-splat"
+    """The method that edits the other kind, named when a --load-dir run is of that kind."""
 
     def comparable_shape(self, key: str, tensor: Tensor) -> Tuple[int, ...]:
         """The shape a source checkpoint's ``key`` must have to fit this model (all of it for a NeRF)."""

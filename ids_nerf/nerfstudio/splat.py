@@ -30,7 +30,9 @@ class IDSSplatEditPipelineConfig(IDSEditPipelineConfig):
 
     _target: Type = field(default_factory=lambda: IDSSplatEditPipeline)
     source_kind: ClassVar[str] = "splatfacto"
+    """The model kind this pipeline edits, checked against the --load-dir run (a class constant)."""
     other_kind_method: ClassVar[str] = "ids-edit"
+    """The method that edits the other kind, named when a --load-dir run is of that kind."""
 
     def comparable_shape(self, key: str, tensor: Tensor) -> Tuple[int, ...]:
         """A checkpoint sets the number of Gaussians: only the per-Gaussian shape must fit."""
