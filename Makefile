@@ -68,8 +68,8 @@ demo: system-packages
 
 # CPU benchmarks (ratios side by side, not timed tests); GPU: benchmarks/gpu.sh via the device tool.
 bench: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/guidance_step.py
-	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/edit_step.py
+	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks.guidance_step
+	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks.edit_step
 
 clean:
 	rm -rf $(VENV) outputs

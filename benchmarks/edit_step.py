@@ -1,8 +1,8 @@
 """Whole ids-edit step, split into render / encode / guidance / encode backward / render backward,
 read from the ``ids/ms_*`` scalars the pipeline logs. Runs the real ns-train on a synthetic scene.
 
-    python benchmarks/edit_step.py                          # CPU, 32x32 views, tiny model
-    python benchmarks/edit_step.py --device cuda --size 512 --model sd15-random
+    python -m benchmarks.edit_step                          # CPU, 32x32 views, tiny model
+    python -m benchmarks.edit_step --device cuda --size 512 --model sd15-random
 """
 
 from __future__ import annotations
@@ -12,13 +12,9 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PARTS = ("render", "encode", "guidance", "encode_backward", "render_backward")
 
@@ -45,7 +41,7 @@ def diffusion_folder(model: str, device: str, root: Path) -> Path:
         from ids_nerf.guidance import make_tiny_sd
 
         return make_tiny_sd(folder)
-    from models import sd15_random
+    from benchmarks.models import sd15_random
 
     g = sd15_random("cpu", "fp32")
     for name in ("unet", "vae", "text_encoder", "tokenizer"):
@@ -62,7 +58,7 @@ def diffusion_folder(model: str, device: str, root: Path) -> Path:
 
 def main() -> None:
     from ids_nerf.scenes import write_edit_scene
-    from tests.nerfstudio_fixtures import make_offline_alexnet, ns_command, offline_env, train_source_nerfacto
+    from ids_nerf.testing.ns_commands import make_offline_alexnet, ns_command, offline_env, train_source_nerfacto
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")

@@ -38,7 +38,7 @@ stage() {  # stage NAME SECONDS COMMAND...: run with a limit, log to $WORK/NAME.
 # 1. The guidance step: IDS (N=3), Jacobian-free IDS and DDS against the straightforward reference
 #    loop, SD 1.5's architecture with random weights at 512x512, fp32 / fp16 / bf16.
 # shellcheck disable=SC2086
-stage guidance 150 $PY benchmarks/guidance_step.py --model $MODEL --device $DEVICE --precisions $PRECISIONS \
+stage guidance 150 $PY -m benchmarks.guidance_step --model $MODEL --device $DEVICE --precisions $PRECISIONS \
     --size $SIZE --repeats 10 --out "$WORK/guidance_step.json"
 # 2. gsplat: build its CUDA extension (its JIT compiler, at first use; here on 2 cores it took 12.5
 #    minutes, the longest file 81 s), then a real ids-edit-splat run on a 64x64 synthetic scene,
@@ -47,9 +47,9 @@ if [ "$DEVICE" = cuda ]; then
     stage gsplat_build 200 $PY -c "from gsplat.cuda._backend import _C; print('gsplat CUDA extension:', _C)"
 fi
 # shellcheck disable=SC2086
-stage splat_edit 110 $PY benchmarks/splat_edit.py --device $DEVICE $SPLAT --out "$WORK/splat/splat_edit.json"
+stage splat_edit 110 $PY -m benchmarks.splat_edit --device $DEVICE $SPLAT --out "$WORK/splat/splat_edit.json"
 # 3. A whole ids-edit step (nerfacto, torch hash grid, 512x512 views, SD 1.5 architecture): time
 #    split and peak memory.
-stage edit_step 120 $PY benchmarks/edit_step.py --device $DEVICE --size $SIZE --model $MODEL --steps 4 \
+stage edit_step 120 $PY -m benchmarks.edit_step --device $DEVICE --size $SIZE --model $MODEL --steps 4 \
     --out "$WORK/edit_step.json"
 echo "done: $OUT/results.tar.gz"

@@ -1,6 +1,6 @@
 """How far a null edit (target prompt = source prompt) moves a scene, and why: a probe, run in-process.
 
-    python benchmarks/null_edit.py --source-run RUN --scene SCENE [--steps 40] [--variants baseline,...]
+    python -m benchmarks.null_edit --source-run RUN --scene SCENE [--steps 40] [--variants baseline,...]
 
 RUN is a nerfacto source trained on SCENE (an ``ids-nerf make-scene`` scene, e.g. the demo's), scored by
 the scene's exact-score model. For each variant it builds a fresh ids-edit trainer, runs the edit's own

@@ -3,10 +3,10 @@
 Trains a splatfacto source with the real ns-train, edits it towards the blue ball with the scene's
 exact-score model, evaluates source and edit with ids-nerf eval, and reads the edit step's time split.
 
-    python benchmarks/splat_edit.py --device cuda --size 64      # gsplat on a GPU
-    python benchmarks/splat_edit.py                              # CPU: the tests' stand-in rasterizer
+    python -m benchmarks.splat_edit --device cuda --size 64      # gsplat on a GPU
+    python -m benchmarks.splat_edit                              # CPU: the tests' stand-in rasterizer
 
-Every command runs through ``python -m tests.ns_run``, which swaps in the CPU rasterizer only when
+Every command runs through ``python -m ids_nerf.testing.ns_run``, which swaps in the CPU rasterizer only when
 there is no CUDA device.
 """
 
@@ -16,13 +16,9 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def run(command: list, env: dict, log: Path) -> float:
@@ -38,11 +34,10 @@ def run(command: list, env: dict, log: Path) -> float:
 
 
 def main() -> None:
-    from edit_step import step_split
-
-    from ids_nerf.demo import SMALL_SPLATFACTO
+    from benchmarks.edit_step import step_split
+    from ids_nerf.methods import SMALL_SPLATFACTO
     from ids_nerf.scenes import write_edit_scene
-    from tests.nerfstudio_fixtures import (
+    from ids_nerf.testing.ns_commands import (
         NS_RUN,
         make_offline_alexnet,
         offline_env,

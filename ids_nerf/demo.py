@@ -19,51 +19,9 @@ import torch
 from ids_nerf.console import Stages, format_seconds, third_party_warnings_to
 from ids_nerf.errors import UserError
 from ids_nerf.io import check_output_free
+from ids_nerf.methods import CPU_NERFACTO, METHOD_NAMES, RANDOM_BACKGROUND, SMALL_SPLATFACTO, SPLAT_EDIT_COLOUR_LR
 
-REDUCED_NERFACTO = [
-    # nerfacto with a smaller torch hash grid and no evaluation: a CPU-sized source model. A random
-    # background (with the dataset's alpha kept, see the spec) stops nerfacto from hiding white haze
-    # in front of the white background, which otherwise ruins the test views (measured: 10 vs 23 dB).
-    "--pipeline.model.implementation",
-    "torch",
-    "--pipeline.model.log2-hashmap-size",
-    "15",
-    "--pipeline.model.proposal-net-args-list.0.log2-hashmap-size",
-    "15",
-    "--pipeline.model.proposal-net-args-list.1.log2-hashmap-size",
-    "15",
-    "--pipeline.model.background-color",
-    "random",
-    "--steps-per-eval-batch",
-    "0",
-    "--steps-per-eval-image",
-    "0",
-    "--steps-per-eval-all-images",
-    "0",
-]
-
-
-SMALL_SPLATFACTO = [
-    # splatfacto for a small synthetic scene: full resolution from the first step (its default trains
-    # at 1/4 for 3000 steps, 8x8 pixels here), Gaussians started inside the scene, and a random
-    # background against haze as for nerfacto. Measured at 32x32: 28.7 dB after 1500 steps.
-    "--pipeline.model.num-downscales",
-    "0",
-    "--pipeline.model.num-random",
-    "2000",
-    "--pipeline.model.random-scale",
-    "2.5",
-    "--pipeline.model.background-color",
-    "random",
-    "--steps-per-eval-batch",
-    "0",
-    "--steps-per-eval-image",
-    "0",
-    "--steps-per-eval-all-images",
-    "0",
-]
-SPLAT_EDIT_COLOUR_LR = ["--optimizers.features-dc.optimizer.lr", "0.025"]
-"""splatfacto's colour rate (0.0025) is sized for a 3000-step edit; the demo's 120 steps need ten times it."""
+MethodName = Literal[METHOD_NAMES]
 
 
 def device_args() -> List[str]:
@@ -91,7 +49,7 @@ class Demo:
     """Folder for the scene and the runs; must not exist or be empty."""
     model: str = "exact"
     """exact: the scene's exact-score model (offline); or a Stable Diffusion hub id / folder."""
-    method: Literal["ids-edit", "dds-edit", "ids-edit-splat", "dds-edit-splat"] = "ids-edit"
+    method: MethodName = "ids-edit"
     """The edit; the splat methods train a splatfacto source and need CUDA (gsplat)."""
     size: int = 32
     """Image side of the scene in pixels."""
@@ -166,7 +124,12 @@ class Demo:
         source_model = (
             SMALL_SPLATFACTO
             if self.splat
-            else [*REDUCED_NERFACTO, "--pipeline.datamanager.train-num-rays-per-batch", str(self.source_rays)]
+            else [
+                *CPU_NERFACTO,
+                *RANDOM_BACKGROUND,
+                "--pipeline.datamanager.train-num-rays-per-batch",
+                str(self.source_rays),
+            ]
         )
         return EditSpec(
             name="demo",

@@ -91,7 +91,7 @@ def evaluate_runs(
     """Render the test views of both runs, compute the metrics, write ``metrics.json``,
     ``metrics.md`` and ``grid.png`` (a labeled figure; a row per test view: source | edited |
     ground-truth target | 4x difference) into ``out``."""
-    from ids_nerf.nerfstudio.compare import render_views
+    from ids_nerf.nerfstudio.compare import render_run_views
 
     for path in (source_config, edited_config):
         if not path.is_file():
@@ -102,8 +102,8 @@ def evaluate_runs(
             if trained_on != Path(scene).resolve():
                 raise UserError(f"run '{path.parent}' was trained on '{trained_on}', not on scene '{scene}'")
     report = EvalReport()
-    source = render_views(source_config, "test", with_geometry=True)
-    edited = render_views(edited_config, "test", with_geometry=True)
+    source = render_run_views(source_config, "test", with_geometry=True)
+    edited = render_run_views(edited_config, "test", with_geometry=True)
     values: Dict[str, List[float]] = {}
 
     def add(name: str, value: float) -> None:

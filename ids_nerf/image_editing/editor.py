@@ -11,7 +11,6 @@ from typing import Optional
 import torch
 from tqdm.auto import tqdm
 
-from ids_nerf.core import dds_step, distillation_loss, ids_step
 from ids_nerf.core.defaults import (
     EDIT_STEPS_2D,
     FPR_SCALE,
@@ -26,6 +25,7 @@ from ids_nerf.errors import UserError
 from ids_nerf.guidance import DEFAULT_MODEL, load_guidance
 from ids_nerf.guidance.cut import cut_loss
 from ids_nerf.guidance.loading import resolve_precision
+from ids_nerf.image_editing.latent_edit import LatentEditSettings, edit_latent
 from ids_nerf.images import load_image, side_by_side, to_pil, to_tensor
 from ids_nerf.io import check_output_free, staged_output_dir
 
@@ -128,44 +128,39 @@ def edit_image(config: EditImageConfig) -> Path:
     generator = torch.Generator().manual_seed(config.seed)
     with torch.no_grad():
         z_src = guidance.encode(source).float()
-    z_trg = torch.nn.Parameter(z_src.clone())
-    optimizer = torch.optim.SGD([z_trg], lr=config.lr)
-    scale = config.loss_scale / (z_src.shape[-2] * z_src.shape[-1])
-    ac = guidance.alphas_cumprod
+    settings = LatentEditSettings(
+        steps=config.steps,
+        lr=config.lr,
+        fpr_steps=config.fpr_steps if config.method == "ids" else 0,  # N = 0 is DDS exactly
+        fpr_scale=config.fpr_scale,
+        loss_scale=config.loss_scale,
+    )
+
+    def cut(z_trg, t, noise):
+        return config.cut_weight * cut_loss(guidance, z_src, z_trg, cond_src, cond_trg, t, noise, generator=generator)
 
     with staged_output_dir(out) as staging:
         to_pil(source).save(staging / "source.png")
-        progress = tqdm(range(1, config.steps + 1), desc=f"{config.method} edit", unit="step")
-        for step in progress:
-            t = guidance.sample_timesteps(1, generator).to(device)
-            noise = torch.randn(z_src.shape, generator=generator).to(device)
-            if config.method == "ids":
-                result = ids_step(
-                    guidance.score_fn,
-                    z_src,
-                    z_trg,
-                    cond_src,
-                    cond_trg,
-                    t,
-                    noise,
-                    ac,
-                    config.fpr_steps,
-                    config.fpr_scale,
-                )
-            else:
-                result = dds_step(guidance.score_fn, z_src, z_trg, cond_src, cond_trg, t, noise, ac)
-            loss = distillation_loss(z_trg, result.direction, scale)
-            if config.method == "cds":
-                loss = loss + config.cut_weight * cut_loss(
-                    guidance, z_src, z_trg, cond_src, cond_trg, t, noise, generator=generator
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            progress.set_postfix(t=int(t), dist=f"{float(result.distance_after):.3f}")
+        progress = tqdm(total=config.steps, desc=f"{config.method} edit", unit="step")
+
+        def on_step(step, z_trg, result):
+            progress.update()
+            progress.set_postfix(dist=f"{float(result.distance_after.mean()):.3f}")
             if config.save_every and step % config.save_every == 0:
                 with torch.no_grad():
                     to_pil(guidance.decode(z_trg)).save(staging / f"step_{step:04d}.png")
+
+        z_trg, result = edit_latent(
+            guidance,
+            z_src,
+            cond_src,
+            cond_trg,
+            settings,
+            generator,
+            extra_loss=cut if config.method == "cds" else None,
+            on_step=on_step,
+        )
+        progress.close()
         with torch.no_grad():
             edited = guidance.decode(z_trg)
         to_pil(edited).save(staging / "result.png")

@@ -37,7 +37,7 @@ def render_random_background_white(model) -> None:
         model.set_background(torch.ones(3))
 
 
-def render_views(
+def render_run_views(
     config_path: Path, split: Literal["train", "test"], indices: Optional[List[int]] = None, with_geometry: bool = False
 ) -> List:
     """Render ``indices`` of ``split`` from the run at ``config_path`` (no diffusion model is loaded).
@@ -95,8 +95,8 @@ class CompareRuns:
                 raise UserError(f"config '{path}' does not exist; pass a run's config.yml")
         source = self.source or source_config_of(self.edited)
         with staged_output_dir(self.out) as staging:
-            before = render_views(source, self.split, self.views)
-            after = render_views(self.edited, self.split, self.views)
+            before = render_run_views(source, self.split, self.views)
+            after = render_run_views(self.edited, self.split, self.views)
             for number, (a, b) in enumerate(zip(before, after)):
                 side_by_side([a, b]).save(staging / f"{self.split}_{number:03d}.png")
         print(f"Wrote {len(before)} source | edited images to {self.out}")

@@ -29,9 +29,21 @@ from ids_nerf.nerfstudio.splat import IDSSplatEditPipelineConfig, splat_param_gr
 from ids_nerf.nerfstudio.trainer import IDSEditTrainerConfig
 
 EDIT_STEPS = 3000
+EDIT_SCHEDULE = dict(
+    max_num_iterations=EDIT_STEPS,
+    steps_per_save=250,
+    steps_per_eval_batch=0,
+    steps_per_eval_image=0,
+    steps_per_eval_all_images=0,
+    mixed_precision=False,
+    vis="viewer",
+)
+"""Trainer settings every edit shares: no evaluation while editing (``ids-nerf eval`` measures the edit)."""
 
 
-def _optimizers(steps: int) -> dict:
+def nerfacto_edit_optimizers(steps: int) -> dict:
+    """Adam at a tenth of nerfacto's training rate, decayed a hundredfold over the edit (see above)."""
+
     def adam():
         return {
             "optimizer": AdamOptimizerConfig(lr=1e-3, eps=1e-15),
@@ -41,16 +53,11 @@ def _optimizers(steps: int) -> dict:
     return {"proposal_networks": adam(), "fields": adam()}
 
 
-def edit_config(method_name: str, fpr_steps: int, diffusion_size=None) -> IDSEditTrainerConfig:
+def nerfacto_edit(method_name: str, fpr_steps: int, diffusion_size=None) -> IDSEditTrainerConfig:
     """A nerfacto edit; the model matches ``ns-train nerfacto``'s (replaced by the source run's own)."""
     return IDSEditTrainerConfig(
         method_name=method_name,
-        max_num_iterations=EDIT_STEPS,
-        steps_per_save=250,
-        steps_per_eval_batch=0,
-        steps_per_eval_image=0,
-        steps_per_eval_all_images=0,
-        mixed_precision=False,
+        **EDIT_SCHEDULE,
         pipeline=IDSEditPipelineConfig(
             datamanager=IDSEditDataManagerConfig(dataparser=NerfstudioDataParserConfig()),
             model=NerfactoModelConfig(
@@ -61,42 +68,44 @@ def edit_config(method_name: str, fpr_steps: int, diffusion_size=None) -> IDSEdi
             fpr_steps=fpr_steps,
             diffusion_size=diffusion_size,
         ),
-        optimizers=_optimizers(EDIT_STEPS),
+        optimizers=nerfacto_edit_optimizers(EDIT_STEPS),
         viewer=ViewerConfig(num_rays_per_chunk=1 << 15),
-        vis="viewer",
     )
 
 
-def splat_edit_config(method_name: str, fpr_steps: int) -> IDSEditTrainerConfig:
-    """A splatfacto edit: the nerfacto edit's trainer and datamanager with splatfacto's model and
-    learning rates (the model is replaced by the source run's own settings)."""
-    config = edit_config(method_name, fpr_steps)
-    config.pipeline = IDSSplatEditPipelineConfig(
-        datamanager=config.pipeline.datamanager,
-        model=SplatfactoModelConfig(background_color="white"),
-        fpr_steps=fpr_steps,
+def splatfacto_edit(method_name: str, fpr_steps: int) -> IDSEditTrainerConfig:
+    """A splatfacto edit with splatfacto's own learning rates (the model is replaced by the source run's
+    own settings)."""
+    return IDSEditTrainerConfig(
+        method_name=method_name,
+        **EDIT_SCHEDULE,
+        pipeline=IDSSplatEditPipelineConfig(
+            datamanager=IDSEditDataManagerConfig(dataparser=NerfstudioDataParserConfig()),
+            model=SplatfactoModelConfig(background_color="white"),
+            fpr_steps=fpr_steps,
+        ),
+        optimizers=splat_param_groups_lr(EDIT_STEPS),
+        viewer=ViewerConfig(num_rays_per_chunk=1 << 15),
     )
-    config.optimizers = splat_param_groups_lr(EDIT_STEPS)
-    return config
 
 
 ids_edit = MethodSpecification(
-    config=edit_config("ids-edit", fpr_steps=3),
+    config=nerfacto_edit("ids-edit", fpr_steps=3),
     description="IDS edit of a trained nerfacto scene: text-guided, identity-preserving (CVPR 2025).",
 )
 dds_edit = MethodSpecification(
-    config=edit_config("dds-edit", fpr_steps=0),
+    config=nerfacto_edit("dds-edit", fpr_steps=0),
     description="DDS edit of a trained nerfacto scene: ids-edit without FPR, the baseline to compare with.",
 )
 ids_edit_small = MethodSpecification(
-    config=edit_config("ids-edit-small", fpr_steps=3, diffusion_size=384),
+    config=nerfacto_edit("ids-edit-small", fpr_steps=3, diffusion_size=384),
     description="ids-edit at a 384-pixel diffusion input, for cards with less memory.",
 )
 ids_edit_splat = MethodSpecification(
-    config=splat_edit_config("ids-edit-splat", fpr_steps=3),
+    config=splatfacto_edit("ids-edit-splat", fpr_steps=3),
     description="IDS edit of a trained splatfacto (gsplat) scene; needs CUDA to render.",
 )
 dds_edit_splat = MethodSpecification(
-    config=splat_edit_config("dds-edit-splat", fpr_steps=0),
+    config=splatfacto_edit("dds-edit-splat", fpr_steps=0),
     description="DDS edit of a trained splatfacto scene: ids-edit-splat without FPR.",
 )

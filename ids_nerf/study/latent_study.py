@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ids_nerf.core import distillation_loss, ids_step
-from ids_nerf.core.defaults import EDIT_STEPS_2D, GUIDANCE_SCALE, LOSS_SCALE, LR_2D
+from ids_nerf.core.defaults import EDIT_STEPS_2D, GUIDANCE_SCALE, LR_2D
 from ids_nerf.evaluation.metrics import psnr
 from ids_nerf.guidance.exact import ExactScoreGuidance, load_exact_score
+from ids_nerf.image_editing.latent_edit import LatentEditSettings, edit_latent
 from ids_nerf.images import read_rgb_on_white
 
 
@@ -89,32 +89,17 @@ def edit_views(data: StudyScene, setting: Setting, seed: int, steps: int, lr: fl
     model.guidance_scale = setting.guidance_scale
     views = data.source.shape[0]
     generator = torch.Generator().manual_seed(seed)
-    z_src = model.encode(data.source)
-    z_trg = torch.nn.Parameter(z_src.clone())
-    optimizer = torch.optim.SGD([z_trg], lr=lr)
+    edit = LatentEditSettings(
+        steps=steps,
+        lr=lr,
+        fpr_steps=setting.fpr_steps,
+        fpr_scale=setting.fpr_scale,
+        fpr_jacobian=setting.fpr_jacobian,
+    )
     cond_src = model.embed_prompt("source").expand(views)
     cond_trg = model.embed_prompt("edited").expand(views)
-    scale = LOSS_SCALE / (z_src.shape[-2] * z_src.shape[-1])
-    for _ in range(steps):
-        t = model.sample_timesteps(views, generator)
-        noise = torch.randn(z_src.shape, generator=generator)
-        step = ids_step(
-            model.score_fn,
-            z_src,
-            z_trg,
-            cond_src,
-            cond_trg,
-            t,
-            noise,
-            model.alphas_cumprod,
-            setting.fpr_steps,
-            setting.fpr_scale,
-            setting.fpr_jacobian,
-        )
-        optimizer.zero_grad()
-        distillation_loss(z_trg, step.direction, scale).backward()
-        optimizer.step()
-    result = model.decode(z_trg.detach())
+    z_trg, _ = edit_latent(model, model.encode(data.source), cond_src, cond_trg, edit, generator)
+    result = model.decode(z_trg)
     return {
         "target_psnr_object": psnr(result, data.target, data.edited_object),
         "identity_psnr_background": psnr(result, data.source, ~data.edited_object),

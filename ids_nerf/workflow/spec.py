@@ -9,12 +9,7 @@ from typing import List, Optional
 import yaml
 
 from ids_nerf.errors import UserError
-
-NERF_METHODS = ("ids-edit", "dds-edit", "ids-edit-small")
-SPLAT_METHODS = ("ids-edit-splat", "dds-edit-splat")
-METHODS = NERF_METHODS + SPLAT_METHODS
-SOURCE_METHOD_OF = {**{m: "nerfacto" for m in NERF_METHODS}, **{m: "splatfacto" for m in SPLAT_METHODS}}
-"""The source method each edit method edits (trained when the spec names no source_run)."""
+from ids_nerf.methods import EDIT_METHODS, METHOD_NAMES
 
 
 @dataclass
@@ -40,9 +35,9 @@ class EditSpec:
     output_dir: Path = Path("outputs")
 
     def validate(self) -> None:
-        if self.method not in METHODS:
-            raise UserError(f"{self.name}: unknown method '{self.method}'; use one of {', '.join(METHODS)}")
-        expected = SOURCE_METHOD_OF[self.method]
+        if self.method not in EDIT_METHODS:
+            raise UserError(f"{self.name}: unknown method '{self.method}'; use one of {', '.join(METHOD_NAMES)}")
+        expected = EDIT_METHODS[self.method]
         if self.source_run is None and self.source_method != expected:
             raise UserError(f"{self.name}: {self.method} edits {expected} scenes; set source_method: {expected}")
         if not self.source_prompt.strip() or not self.target_prompt.strip():

@@ -1,16 +1,11 @@
 """The benchmark's reference loop computes the same direction as ids-nerf's batched step, so the
 speed ratio compares equal work."""
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from reference_loop import reference_ids_step  # noqa: E402
-
-from ids_nerf.core import ids_step  # noqa: E402
+from benchmarks.reference_loop import reference_ids_step
+from ids_nerf.core import ids_step
 
 
 @pytest.mark.parametrize("fpr_steps", [0, 3])

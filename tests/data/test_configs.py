@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ids_nerf.workflow.spec import METHODS, SOURCE_METHOD_OF
+from ids_nerf.methods import EDIT_METHODS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 KEYS = {
@@ -37,8 +37,8 @@ def test_config_schema(path):
     assert isinstance(config, dict)
     assert set(config) == KEYS, set(config) ^ KEYS
     assert config["name"] == path.stem
-    assert config["method"] in METHODS
-    assert config["source_method"] == SOURCE_METHOD_OF[config["method"]]
+    assert config["method"] in EDIT_METHODS
+    assert config["source_method"] == EDIT_METHODS[config["method"]]
     for key in ("source_prompt", "target_prompt"):
         assert isinstance(config[key], str) and config[key].strip(), key
     assert config["source_prompt"].strip() != config["target_prompt"].strip()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ids_nerf.scenes.blender_scene import write_blender_scene
-from tests.nerfstudio_fixtures import make_offline_alexnet, offline_env, train_source_nerfacto
+from ids_nerf.testing.ns_commands import make_offline_alexnet, offline_env, train_source_nerfacto
 
 BIN = Path(sys.executable).parent
 

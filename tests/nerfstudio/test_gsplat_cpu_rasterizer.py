@@ -1,9 +1,9 @@
-"""The CPU stand-in for gsplat's rasterizer (tests/gsplat_cpu.py) against answers worked out by hand."""
+"""The CPU stand-in for gsplat's rasterizer (ids_nerf/testing/gsplat_cpu.py) against answers worked out by hand."""
 
 import pytest
 import torch
 
-from tests.gsplat_cpu import rasterization
+from ids_nerf.testing.gsplat_cpu import rasterization
 
 SIDE, FOCAL = 32, 20.0
 K = torch.tensor(

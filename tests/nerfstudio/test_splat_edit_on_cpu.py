@@ -1,5 +1,6 @@
 """ids-edit-splat end to end on the CPU: the real ns-train, ids-nerf eval and ns-render commands, with
-gsplat's CUDA rasterizer swapped for the dense stand-in of ``tests.gsplat_cpu`` (``tests.ns_run``).
+gsplat's CUDA rasterizer swapped for the dense stand-in of ``ids_nerf.testing.gsplat_cpu``
+(``ids_nerf.testing.ns_run``).
 
 A splatfacto source is trained on the synthetic edit scene, edited towards the blue ball with the
 scene's exact-score model, and measured against the ground truth. The guidance's copy of the scene is
@@ -13,11 +14,11 @@ import subprocess
 import pytest
 import torch
 
-from ids_nerf.demo import SMALL_SPLATFACTO
+from ids_nerf.methods import SMALL_SPLATFACTO
 from ids_nerf.nerfstudio.checkpoints import load_checkpoint
 from ids_nerf.scenes.edit_scene import write_edit_scene
+from ids_nerf.testing.ns_commands import NS_RUN, splat_edit_args, synthetic_train_command
 from tests.nerfstudio.viewer_check import assert_viewer_shows_the_run
-from tests.nerfstudio_fixtures import NS_RUN, splat_edit_args, synthetic_train_command
 
 pytestmark = pytest.mark.slow
 SOURCE_STEPS = 500

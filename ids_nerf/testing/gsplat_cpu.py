@@ -1,4 +1,4 @@
-"""A CPU stand-in for ``gsplat.rasterization``, for tests only (a plain module, not a test file).
+"""A CPU stand-in for ``gsplat.rasterization``, for the tests and the CPU benchmarks.
 
 gsplat rasterizes on CUDA only; even its "pure torch" ``_rasterization`` calls CUDA kernels to bin
 Gaussians into tiles. This module keeps gsplat's own torch reference for everything per Gaussian
@@ -7,8 +7,8 @@ rasterizer by dense front-to-back alpha compositing of every Gaussian at every p
 per-pixel rules (skip alpha < 1/255, cap alpha at 0.999, stop before transmittance falls to 1e-4).
 Dense is cheap at test sizes (32x32 views, a few thousand Gaussians); autograd gives the backward.
 
-``use_cpu_rasterizer()`` patches splatfacto to use it and to keep its intrinsics on the CPU; it is
-never imported by the package, so the production path stays gsplat's.
+``use_cpu_rasterizer()`` patches splatfacto to use it and to keep its intrinsics on the CPU; only
+:mod:`ids_nerf.testing.ns_run` calls it, so the production path stays gsplat's.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Helpers for tests that run real nerfstudio commands offline on the CPU (a plain module, not a test file)."""
+"""Real nerfstudio commands run offline on the CPU, for the tests and the benchmarks."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-NS_RUN = [sys.executable, "-m", "tests.ns_run"]
+from ids_nerf.methods import CPU_NERFACTO
+
+NS_RUN = [sys.executable, "-m", "ids_nerf.testing.ns_run"]
 """Runs a console script in this Python; splatfacto gets the CPU stand-in rasterizer where there is no CUDA."""
 
 
 def ns_command(name: str) -> list:
     """The command for console script ``name``: the installed script beside this Python, or, where
-    there is none (packages installed with ``pip --target``), ``python -m tests.ns_run name``."""
+    there is none (packages installed with ``pip --target``), ``python -m ids_nerf.testing.ns_run name``."""
     script = Path(sys.executable).parent / name
     return [str(script)] if script.exists() else [*NS_RUN, name]
 
@@ -84,7 +86,7 @@ def offline_env(torch_home: Path) -> dict:
 def train_source_nerfacto(scene: Path, output_dir: Path, env: dict, steps: int = 4) -> Path:
     """Train nerfacto on a Blender-format ``scene`` for ``steps`` iterations with the real ``ns-train`` on the CPU.
 
-    The config is cut down for speed (256 rays a batch, a small hash grid, no evaluation, no camera optimiser);
+    The config is cut down for speed (:data:`~ids_nerf.methods.CPU_NERFACTO`, 256 rays a batch);
     the checkpoint is written once, at the end. ``env`` must hold ``TORCH_HOME`` with an offline AlexNet (see
     :func:`make_offline_alexnet`). Returns the run folder that holds ``config.yml`` and ``nerfstudio_models/``.
     """
@@ -102,12 +104,7 @@ def train_source_nerfacto(scene: Path, output_dir: Path, env: dict, steps: int =
         str(steps),
         "--steps-per-save",
         "1000000",
-        "--steps-per-eval-batch",
-        "0",
-        "--steps-per-eval-image",
-        "0",
-        "--steps-per-eval-all-images",
-        "0",
+        *CPU_NERFACTO,
         "--logging.local-writer.enable",
         "False",
         "--pipeline.datamanager.train-num-rays-per-batch",
@@ -116,14 +113,6 @@ def train_source_nerfacto(scene: Path, output_dir: Path, env: dict, steps: int =
         "256",
         "--pipeline.model.eval-num-rays-per-chunk",
         "1024",
-        "--pipeline.model.implementation",
-        "torch",
-        "--pipeline.model.log2-hashmap-size",
-        "15",
-        "--pipeline.model.proposal-net-args-list.0.log2-hashmap-size",
-        "15",
-        "--pipeline.model.proposal-net-args-list.1.log2-hashmap-size",
-        "15",
         "--output-dir",
         str(output_dir),
         "--experiment-name",
