@@ -99,7 +99,8 @@ class Stages:
         self.total, self.stream = total, stream
         self.number = 0
         self.name = ""
-        self.started = self.first_progress = time.time()
+        self.started = time.time()
+        self.first_progress = 0.0  # set at the first progress line, so start-up is not in the rate
         self.first_fraction = 0.0
         self.printed_tenths = -1
         self.live = stream is not None and stream.isatty()

@@ -66,6 +66,36 @@ def _load_parts(model: str, dtype: torch.dtype, local_files_only: bool):
     )
 
 
+def _load_folder(folder: str, dtype: torch.dtype) -> dict:
+    """The parts of a local diffusers folder; an incomplete one is a one-line error."""
+    try:
+        return _load_parts(folder, dtype, local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise ModelUnavailableError(
+            f"'{folder}' is not a complete diffusers Stable Diffusion folder ({_first_line(err)}); "
+            "make one with `ids-nerf make-tiny-sd DIR` or save a pipeline with save_pretrained"
+        ) from err
+
+
+def _load_hub_id(model: str, dtype: torch.dtype) -> dict:
+    """The parts of a hub id: from the local cache, else downloaded when the hub answers."""
+    try:
+        return _load_parts(model, dtype, local_files_only=True)
+    except OSError as err:
+        if not _hub_reachable():
+            raise ModelUnavailableError(
+                f"diffusion model '{model}' is not in the local Hugging Face cache and the hub cannot be reached; "
+                f"download it first (`hf download {model}`) or pass a local diffusers folder as the model"
+            ) from err
+    try:
+        return _load_parts(model, dtype, local_files_only=False)
+    except OSError as err:
+        raise ModelUnavailableError(
+            f"diffusion model '{model}' could not be downloaded from the hub ({_first_line(err)}); "
+            "check the id and your access, or pass a local diffusers folder as the model"
+        ) from err
+
+
 def load_stable_diffusion(
     model: str = DEFAULT_MODEL,
     precision: Precision = "fp32",
@@ -89,36 +119,13 @@ def load_stable_diffusion(
     dtype = DTYPES[precision]
     folder = Path(model).expanduser()
     if folder.is_dir():
-        model = str(folder)
-        try:
-            parts = _load_parts(model, dtype, local_files_only=True)
-        except (OSError, ValueError) as err:
-            first = _first_line(err)
-            raise ModelUnavailableError(
-                f"'{model}' is not a complete diffusers Stable Diffusion folder ({first}); "
-                "make one with `ids-nerf make-tiny-sd DIR` or save a pipeline with save_pretrained"
-            ) from err
+        parts = _load_folder(str(folder), dtype)
     elif _looks_like_path(model):
         raise ModelUnavailableError(
             f"diffusion model folder '{model}' does not exist; pass an existing folder or a hub id"
         )
     else:
-        try:
-            parts = _load_parts(model, dtype, local_files_only=True)
-        except OSError as err:
-            unavailable = ModelUnavailableError(
-                f"diffusion model '{model}' is not in the local Hugging Face cache and the hub cannot be reached; "
-                f"download it first (`hf download {model}`) or pass a local diffusers folder as the model"
-            )
-            if not _hub_reachable():
-                raise unavailable from err
-            try:
-                parts = _load_parts(model, dtype, local_files_only=False)
-            except OSError as err2:
-                raise ModelUnavailableError(
-                    f"diffusion model '{model}' could not be downloaded from the hub ({_first_line(err2)}); "
-                    "check the id and your access, or pass a local diffusers folder as the model"
-                ) from err2
+        parts = _load_hub_id(model, dtype)
     guidance = StableDiffusionGuidance(guidance_scale=guidance_scale, min_step=min_step, max_step=max_step, **parts)
     for name in ("unet", "vae", "text_encoder"):
         getattr(guidance, name).to(device)
