@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -100,3 +100,13 @@ def read_rgb_on_white(path: Path) -> Tensor:
     rgba = np.asarray(Image.open(path).convert("RGBA"), dtype=np.float32) / 255.0
     rgb = rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])
     return torch.from_numpy(rgb).permute(2, 0, 1)
+
+
+def fit_short_side(height: int, width: int, short_side: int, multiple: int) -> Tuple[int, int]:
+    """Size with the short side ``short_side`` and the aspect ratio kept, both sides rounded to a
+    multiple of ``multiple`` (the UNet's downsampling times the VAE factor)."""
+    scale = short_side / min(height, width)
+    return (
+        max(multiple, round(height * scale / multiple) * multiple),
+        max(multiple, round(width * scale / multiple) * multiple),
+    )

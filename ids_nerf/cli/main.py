@@ -14,6 +14,7 @@ from ids_nerf.errors import UserError, report
 def _subcommands() -> dict:
     from ids_nerf.cli.make_scene import MakeScene
     from ids_nerf.cli.make_tiny_sd import MakeTinySD
+    from ids_nerf.cli.preview import Preview
     from ids_nerf.cli.run_edits import RunEdits
     from ids_nerf.demo import Demo
     from ids_nerf.evaluation.evaluate import EvalRuns
@@ -26,6 +27,7 @@ def _subcommands() -> dict:
         "run": RunEdits,
         "eval": EvalRuns,
         "compare": CompareRuns,
+        "preview": Preview,
         "edit-image": EditImageConfig,
         "study": Study,
         "make-scene": MakeScene,

@@ -37,24 +37,38 @@ def render_random_background_white(model) -> None:
         model.set_background(torch.ones(3))
 
 
-def render_run_views(
-    config_path: Path, split: Literal["train", "test"], indices: Optional[List[int]] = None, with_geometry: bool = False
-) -> List:
-    """Render ``indices`` of ``split`` from the run at ``config_path`` (no diffusion model is loaded).
+def spread_indices(count: int, views: int) -> List[int]:
+    """``views`` indices spread evenly over ``range(count)`` (all of them when ``views >= count``)."""
+    if views >= count:
+        return list(range(count))
+    return [round(i * (count - 1) / max(views - 1, 1)) for i in range(views)]
 
-    Returns ``[3, H, W]`` RGB tensors in [0, 1]; with ``with_geometry``, dicts with ``rgb``,
-    ``depth`` ``[H, W]`` and ``accumulation`` ``[H, W]`` instead."""
+
+def open_run(config_path: Path):
+    """The run's pipeline, ready to render (no diffusion model is loaded); random backgrounds become white."""
     from nerfstudio.utils.eval_utils import eval_setup
 
     import ids_nerf.nerfstudio  # noqa: F401  (lets torch.load read nerfstudio checkpoints)
 
     _, pipeline, _, _ = eval_setup(config_path, test_mode="test")
     render_random_background_white(pipeline.model)
-    dataset = pipeline.datamanager.train_dataset if split == "train" else pipeline.datamanager.eval_dataset
-    cameras = dataset.cameras
-    chosen = list(range(len(cameras))) if indices is None else indices
+    return pipeline
+
+
+def split_cameras(pipeline, split: Literal["train", "test"]):
+    """The cameras of ``split`` of an opened run."""
+    datamanager = pipeline.datamanager
+    return (datamanager.train_dataset if split == "train" else datamanager.eval_dataset).cameras
+
+
+def render_cameras(pipeline, split: Literal["train", "test"], indices: List[int], with_geometry: bool = False) -> List:
+    """Render ``indices`` of ``split`` with an opened run (:func:`open_run`).
+
+    Returns ``[3, H, W]`` RGB tensors in [0, 1]; with ``with_geometry``, dicts with ``rgb``,
+    ``depth`` ``[H, W]`` and ``accumulation`` ``[H, W]`` instead."""
+    cameras = split_cameras(pipeline, split)
     images = []
-    for index in chosen:
+    for index in indices:
         if not 0 <= index < len(cameras):
             raise UserError(f"view {index} does not exist; the {split} split has {len(cameras)} views")
         camera = cameras[index : index + 1].to(pipeline.device)
@@ -72,6 +86,16 @@ def render_run_views(
         else:
             images.append(rgb)
     return images
+
+
+def render_run_views(
+    config_path: Path, split: Literal["train", "test"], indices: Optional[List[int]] = None, with_geometry: bool = False
+) -> List:
+    """Render ``indices`` (default: all) of ``split`` from the run at ``config_path``; see :func:`render_cameras`."""
+    pipeline = open_run(config_path)
+    if indices is None:
+        indices = list(range(len(split_cameras(pipeline, split))))
+    return render_cameras(pipeline, split, indices, with_geometry)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from ids_nerf.core import distillation_loss, ids_step
 from ids_nerf.core.defaults import FPR_SCALE, FPR_STEPS, GUIDANCE_SCALE, LOSS_SCALE, MAX_STEP, MIN_STEP
 from ids_nerf.errors import UserError
 from ids_nerf.guidance import DEFAULT_MODEL, ScoreModel, load_guidance
+from ids_nerf.images import fit_short_side
 from ids_nerf.nerfstudio.rendering import camera_rays, render_with_backprop
 
 
@@ -137,16 +138,6 @@ def source_fidelity_warning(mean_psnr_db: float) -> Optional[str]:
         f"{mean_psnr_db:.1f} dB < {SOURCE_PSNR_WARNING_DB:.0f} dB); an edit keeps only what the source shows. "
         "Train longer, or, for a Blender-format scene, train with --pipeline.model.background-color random "
         "and blender-data --alpha-color None (docs/usage.md)"
-    )
-
-
-def fit_short_side(height: int, width: int, short_side: int, multiple: int) -> Tuple[int, int]:
-    """Size with the short side ``short_side`` and the aspect ratio kept, both sides rounded to a
-    multiple of ``multiple`` (the UNet's downsampling times the VAE factor)."""
-    scale = short_side / min(height, width)
-    return (
-        max(multiple, round(height * scale / multiple) * multiple),
-        max(multiple, round(width * scale / multiple) * multiple),
     )
 
 
