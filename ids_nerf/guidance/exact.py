@@ -113,6 +113,9 @@ class ExactScoreGuidance:
     def release_text_encoder(self) -> None:
         """Nothing to release: conditions are caption indices."""
 
+    def offload_text_encoder(self) -> None:
+        """Nothing to offload: conditions are caption indices."""
+
     def score_fn(self, z_t: Tensor, t: Tensor, cond: Tensor) -> Tensor:
         """Exact ``eps_hat(z_t, y, t)`` with CFG against the union of all captions' views."""
         x = z_t.to(self.device)

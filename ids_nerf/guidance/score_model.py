@@ -34,6 +34,9 @@ class ScoreModel(Protocol):
     def release_text_encoder(self) -> None:
         """Free the text encoder once every prompt of the edit is embedded."""
 
+    def offload_text_encoder(self) -> None:
+        """Keep the text encoder, off the accelerator, for prompts embedded later."""
+
     def score_fn(self, z_t: Tensor, t: Tensor, cond: Tensor) -> Tensor:
         """CFG-guided eps_hat(z_t, cond, t): the :data:`ids_nerf.core.ScoreFn` of the math."""
 

@@ -94,6 +94,13 @@ class StableDiffusionGuidance:
         self.embed_prompt("")
         self.text_encoder = None
 
+    def offload_text_encoder(self) -> None:
+        """Keep the text encoder for prompts embedded later (a prompt changed from the viewer), on the
+        CPU in fp32, where it takes no accelerator memory; embeddings still land on the model's device."""
+        self.embed_prompt("")
+        if self.text_encoder is not None:
+            self.text_encoder.to("cpu", torch.float32)
+
     # ---- score ------------------------------------------------------------------------------
     def score_fn(
         self, z_t: Float[Tensor, "b c h w"], t: Tensor, cond: Float[Tensor, "b tokens dim"]

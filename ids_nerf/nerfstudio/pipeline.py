@@ -26,6 +26,7 @@ from ids_nerf.core.defaults import FPR_SCALE, FPR_STEPS, GUIDANCE_SCALE, LOSS_SC
 from ids_nerf.errors import UserError
 from ids_nerf.guidance import DEFAULT_MODEL, ScoreModel, load_guidance
 from ids_nerf.images import fit_short_side
+from ids_nerf.nerfstudio.edit_panel import EditPanel
 from ids_nerf.nerfstudio.rendering import camera_rays, render_with_backprop
 
 
@@ -159,10 +160,14 @@ class IDSEditPipeline(VanillaPipeline):
                     module.train_stratified = False
         self.nonfinite_in_a_row = 0
         self.nonfinite_total = 0
+        # the viewer's panel, only while ns-train edits (ns-viewer, ns-render and ns-eval open runs in test mode)
+        self.edit_panel = EditPanel(config) if kwargs.get("test_mode", "val") == "val" else None
 
     # ---- set-up ------------------------------------------------------------------------------
-    def load_diffusion(self) -> ScoreModel:
-        """Load the diffusion model (the only place an edit does) and embed both prompts once."""
+    def load_diffusion(self, keep_text_encoder: bool = False) -> ScoreModel:
+        """Load the diffusion model (the only place an edit does) and embed both prompts once.
+
+        ``keep_text_encoder``: keep it (on the CPU) for a target prompt changed from the viewer's panel."""
         device = self.config.diffusion_device or str(self.device)
         self.guidance = load_guidance(
             self.config.diffusion_model,
@@ -174,7 +179,12 @@ class IDSEditPipeline(VanillaPipeline):
         )
         self.guidance.embed_prompt(self.config.source_prompt)
         self.guidance.embed_prompt(self.config.target_prompt)
-        self.guidance.release_text_encoder()
+        if keep_text_encoder:
+            self.guidance.offload_text_encoder()
+        else:
+            self.guidance.release_text_encoder()
+        if self.edit_panel is not None:
+            self.edit_panel.source_view = lambda index: self.guidance.decode(self.source_latents[index : index + 1])[0]
         return self.guidance
 
     def diffusion_image_size(self, height: int, width: int) -> Tuple[int, int]:
@@ -289,6 +299,8 @@ class IDSEditPipeline(VanillaPipeline):
         """
         if self.guidance is None or self.source_latents.numel() == 0:
             raise RuntimeError("begin the edit first: the trainer loads the diffusion model and source latents")
+        if self.edit_panel is not None:
+            self.edit_panel.apply(self, step)  # changes asked from the viewer: between steps only
         index = self.view_for_step(step)
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
         render_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
@@ -331,6 +343,9 @@ class IDSEditPipeline(VanillaPipeline):
             "ids/latent_change": float((z_trg.detach() - z_src).abs().mean()),  # from the stored source render
             "ids/fpr_distance_after": float(result.distance_after),
             "ids/nonfinite_steps": self.nonfinite_total,
+            "ids/guidance_scale": float(self.config.guidance_scale),
+            "ids/fpr_scale": float(self.config.fpr_scale),
+            "ids/fpr_steps": self.config.fpr_steps,
         }
         if result.distance_before is not None:
             metrics["ids/fpr_distance_before"] = float(result.distance_before)
@@ -341,8 +356,14 @@ class IDSEditPipeline(VanillaPipeline):
         extra_loss = backprop(grad_image)
         clock.lap("render_backward")
         metrics.update(clock.metrics())
+
+        def strip() -> Tensor:
+            return self.strip_image(z_src, image.detach(), result.z0_trg)
+
         if self.config.log_images_every and step % self.config.log_images_every == 0:
-            self._log_strip(step, z_src, image.detach(), result.z0_trg)
+            writer.put_image(name="ids/source|render|target_estimate", image=strip().permute(1, 2, 0), step=step)
+        if self.edit_panel is not None:
+            self.edit_panel.after_step(self, step, index, metrics, strip)
         return {"ids_loss": loss.detach(), "model_loss": extra_loss}, metrics, True
 
     def _proposal_loss(self, outputs: Dict[str, Any]) -> Tensor:
@@ -361,15 +382,15 @@ class IDSEditPipeline(VanillaPipeline):
             )
         return False
 
-    def _log_strip(self, step: int, z_src: Tensor, render: Tensor, z0_trg: Tensor) -> None:
-        """source (decoded stored latent) | current render at the diffusion size | one-step target estimate."""
+    def strip_image(self, z_src: Tensor, render: Tensor, z0_trg: Tensor) -> Tensor:
+        """``[3, H, 3W]``: source (decoded stored latent) | current render at the diffusion size | one-step
+        target estimate."""
         with torch.no_grad():
             size = self.diffusion_image_size(*render.shape[-2:])
             current = F.interpolate(render.clamp(0, 1), size=size, mode="bilinear", antialias=True).cpu()
             source = self.guidance.decode(z_src).cpu()
             target = self.guidance.decode(z0_trg).cpu()
-            strip = torch.cat([source, current, target], dim=-1)[0].permute(1, 2, 0)
-        writer.put_image(name="ids/source|render|target_estimate", image=strip, step=step)
+            return torch.cat([source, current, target], dim=-1)[0]
 
 
 def _on_source_counter(callback: TrainingCallback, offset: int) -> TrainingCallback:

@@ -129,12 +129,22 @@ class IDSEditTrainer(Trainer):
 
     def _begin_edit(self) -> None:
         check_same_poses(self.pipeline, self._checkpoint_path.parent.parent / "dataparser_transforms.json")
-        self.pipeline.load_diffusion()
+        self._connect_edit_panel()
+        self.pipeline.load_diffusion(keep_text_encoder=self.config.is_viewer_enabled())
         if self._resumed:
             # the loop runs max_num_iterations steps from _start_step: keep the total as asked
             self.config.max_num_iterations = max(0, self.config.max_num_iterations - self._start_step)
         else:
             self.pipeline.encode_views()
+
+    def _connect_edit_panel(self) -> None:
+        """Let the viewer's panel save checkpoints and the config, pause, and name the run folder."""
+        hooks = self.pipeline.edit_panel.hooks
+        hooks.run_dir = Path(self.base_dir)
+        hooks.step = lambda: self.step
+        hooks.save_checkpoint = lambda: self.save_checkpoint(self.step)
+        hooks.save_config = self.config.save_config
+        hooks.set_paused = lambda paused: setattr(self, "training_state", "paused" if paused else "training")
 
     def _abandon_run_dir(self) -> None:
         """Remove this run's folder when it holds no checkpoint (ns-train wrote config.yml first)."""
