@@ -112,28 +112,40 @@ class EditPanel(nn.Module):
         self.last_view: Optional[int] = None
         self.source_view: Callable[[int], Tensor] = lambda index: torch.zeros(3, 1, 1)
 
-        def steer(name):
+        def queue(name):
             return lambda element: self.request(name, element.value, element)
 
-        self.status = ViewerMarkdown("status", "**IDS edit**: starting ...")
-        self.target_prompt = ViewerText(
-            "Target prompt", config.target_prompt, cb_hook=steer("target_prompt"), hint="applied at the next step"
+        # the viewer lists elements by attribute name, so three groups keep related controls together
+        self.see, self.steer, self.tools = nn.Module(), nn.Module(), nn.Module()
+        self.see.status = ViewerMarkdown("status", "**IDS edit**: starting ...")
+        self.see.strip = ViewerMarkdown("strip", "")
+        self.steer.target_prompt = ViewerText(
+            "Target prompt", config.target_prompt, cb_hook=queue("target_prompt"), hint="applied at the next step"
         )
-        self.guidance_scale = ViewerNumber("CFG scale", float(config.guidance_scale), cb_hook=steer("guidance_scale"))
-        self.fpr_scale = ViewerNumber("Lambda (FPR step)", float(config.fpr_scale), cb_hook=steer("fpr_scale"))
-        self.fpr_steps = ViewerNumber("FPR steps N", int(config.fpr_steps), cb_hook=steer("fpr_steps"))
-        self.pause = ViewerCheckbox("Pause edit", False, cb_hook=lambda element: self.hooks.set_paused(element.value))
-        self.save_now = ViewerButton("Save checkpoint now", cb_hook=lambda _: self._save_now())
-        self.show_source = ViewerButton("Show source view", cb_hook=lambda _: self._show_source())
-        self.write_compare = ViewerButton("Write ids-nerf compare", cb_hook=lambda _: self._write_compare())
-        self.notice = ViewerMarkdown("notice", "")
-        self.strip = ViewerMarkdown("strip", "")
+        self.steer.guidance_scale = ViewerNumber(
+            "CFG scale", float(config.guidance_scale), cb_hook=queue("guidance_scale")
+        )
+        self.steer.fpr_scale = ViewerNumber("Lambda (FPR step)", float(config.fpr_scale), cb_hook=queue("fpr_scale"))
+        self.steer.fpr_steps = ViewerNumber("FPR steps N", int(config.fpr_steps), cb_hook=queue("fpr_steps"))
+        self.steer.verdict = ViewerMarkdown("verdict", "")
+        self.tools.pause = ViewerCheckbox("Pause edit", False, cb_hook=lambda e: self.hooks.set_paused(e.value))
+        self.tools.save_now = ViewerButton("Save checkpoint now", cb_hook=lambda _: self._save_now())
+        self.tools.show_source = ViewerButton("Show source view", cb_hook=lambda _: self._show_source())
+        self.tools.write_compare = ViewerButton("Write ids-nerf compare", cb_hook=lambda _: self._write_compare())
         self._current = {name: getattr(config, name) for name in STEERABLE}
 
     @property
     def installed(self) -> bool:
         """Whether a viewer shows the panel (not with ``--vis tensorboard``)."""
-        return self.status.gui_handle is not None
+        return self.see.status.gui_handle is not None
+
+    @property
+    def verdict(self) -> str:
+        """The panel's last word on a change or a button: what was done, or what was refused and why."""
+        return self.steer.verdict.content
+
+    def _tell(self, text: str) -> None:
+        self.steer.verdict.show(text)
 
     # ---- changes, asked from the viewer's thread ---------------------------------------------------
     def request(self, name: str, value: Any, element: Optional[ViewerElement] = None) -> Optional[str]:
@@ -143,14 +155,14 @@ class EditPanel(nn.Module):
             value = int(value)
         reason = refusal(name, value)
         if reason is not None:
-            self.notice.show(f"Refused: {reason}; the edit goes on with {self._current[name]!r}.")
+            self._tell(f"Refused: {reason}; the edit goes on with {self._current[name]!r}.")
             if element is not None:
                 element.value = self._current[name]
             return reason
         if value != self._current[name]:
             with self._lock:
                 self._pending[name] = value
-            self.notice.show(f"{name} = {value!r} from the next step on.")
+            self._tell(f"{name} = {value!r} from the next step on.")
         return None
 
     # ---- between steps, in the training thread -----------------------------------------------------
@@ -164,8 +176,8 @@ class EditPanel(nn.Module):
                 try:
                     pipeline.guidance.embed_prompt(value)
                 except Exception as err:  # the model's own refusal (an unknown caption, ...), shown as it is
-                    self.notice.show(f"Refused: {str(err).splitlines()[0]}; the edit goes on with the old prompt.")
-                    self.target_prompt.value = self._current[name]
+                    self._tell(f"Refused: {str(err).splitlines()[0]}; the edit goes on with the old prompt.")
+                    self.steer.target_prompt.value = self._current[name]
                     continue
             if name == "guidance_scale":
                 pipeline.guidance.guidance_scale = value
@@ -193,7 +205,7 @@ class EditPanel(nn.Module):
             return
         fpr = metrics.get("ids/fpr_distance_before")
         fpr_text = f"{fpr:.3f} → {metrics['ids/fpr_distance_after']:.3f}" if fpr is not None else "no FPR (DDS)"
-        self.status.show(
+        self.see.status.show(
             f"**IDS edit**, step {step}, view {index}  \n"
             f"source: *{pipeline.config.source_prompt}*  \n"
             f"target: *{pipeline.config.target_prompt}*  \n"
@@ -201,19 +213,19 @@ class EditPanel(nn.Module):
             f"direction norm: {metrics['ids/direction_norm']:.4f}"
         )
         if self.image_every and step % self.image_every == 0:
-            self.strip.show(f"source | render | target estimate  \n![strip]({png_data_url(strip())})")
+            self.see.strip.show(f"source | render | target estimate  \n![strip]({png_data_url(strip())})")
 
     # ---- buttons -------------------------------------------------------------------------------------
     def _save_now(self) -> None:
         self.hooks.save_checkpoint()
-        self.notice.show(f"Saved a checkpoint at step {self.hooks.step()}.")
+        self._tell(f"Saved a checkpoint at step {self.hooks.step()}.")
 
     def _show_source(self) -> None:
         if self.last_view is None:
-            self.notice.show("No view edited yet.")
+            self._tell("No view edited yet.")
             return
         image = self.source_view(self.last_view)
-        self.strip.show(f"stored source render of view {self.last_view}  \n![source]({png_data_url(image)})")
+        self.see.strip.show(f"stored source render of view {self.last_view}  \n![source]({png_data_url(image)})")
 
     def _write_compare(self) -> None:
         """Save a checkpoint, then render source | edited from it in a separate process."""
@@ -225,4 +237,4 @@ class EditPanel(nn.Module):
         log = (self.hooks.run_dir / f"compare-step-{step:06d}.log").open("w")
         command = [sys.executable, "-m", "ids_nerf.cli", "compare", "--edited", str(self.hooks.run_dir / "config.yml")]
         subprocess.Popen([*command, "--out", str(out)], stdout=log, stderr=subprocess.STDOUT)
-        self.notice.show(f"Writing ids-nerf compare of step {step} to {out} (log: {log.name}).")
+        self._tell(f"Writing ids-nerf compare of step {step} to {out} (log: {log.name}).")

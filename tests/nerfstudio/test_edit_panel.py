@@ -34,7 +34,7 @@ def test_changes_apply_at_the_next_step_and_are_logged_and_saved(workspace, sour
     pipeline, panel = trainer.pipeline, trainer.pipeline.edit_panel
     pipeline.load_diffusion(keep_text_encoder=True)  # as with the viewer on
     assert panel.request("guidance_scale", -2.0) is not None  # refused: nothing queued
-    assert "Refused" in panel.notice.content
+    assert "Refused" in panel.verdict
     assert panel.request("guidance_scale", 3.0) is None
     assert panel.request("target_prompt", "a green ball") is None
     assert panel.request("fpr_steps", 1.0) is None  # the viewer's number field gives floats
@@ -59,7 +59,7 @@ def test_a_prompt_the_model_refuses_leaves_the_old_one(workspace, source_run, ti
     assert panel.request("target_prompt", "a green ball") is None  # text encoder released: the model refuses
     trainer.train_iteration(1)
     assert trainer.pipeline.config.target_prompt == "a blue ball"
-    assert "Refused" in panel.notice.content
+    assert "Refused" in panel.verdict
     assert not (trainer.base_dir / "steering.jsonl").exists()
 
 

@@ -56,3 +56,40 @@ def assert_viewer_shows_the_run(ns_viewer: list, config: Path, env: dict, out: P
     viewport = np.asarray(Image.open(out).convert("RGB"), dtype=np.float32)[60:, :660]
     # the empty viewer is near-black (about 17 of 255); a render fills the viewport with the scene
     assert viewport.mean() > 60, viewport.mean()
+
+
+def input_labeled(label: str) -> str:
+    """JavaScript for the input of the viewer's control labeled ``label`` (viser puts the label and its
+    input in one flex row)."""
+    return (
+        f"[...document.querySelectorAll('label')].find(l => l.textContent.trim() === {label!r})"
+        "?.closest('.mantine-Flex-root')?.querySelector('input:not([type=hidden])')"
+    )
+
+
+def serve_while(command: list, env: dict, port: int, log: Path):
+    """Start ``command`` (an ns-train with the viewer on ``port``), its output to ``log``; wait for the
+    port. Returns the process; the caller kills it."""
+    process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"ns-train exited: {log.read_text()[-3000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            time.sleep(1)
+    process.kill()
+    raise TimeoutError(f"ns-train did not open port {port}: {log.read_text()[-3000:]}")
+
+
+def wait_until(condition, timeout_s: float, what: str):
+    """Poll ``condition()`` until it returns something truthy; returns it."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(1)
+    raise TimeoutError(f"timed out waiting for {what}")
