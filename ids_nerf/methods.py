@@ -16,6 +16,9 @@ EDIT_METHODS = {
 
 METHOD_NAMES = tuple(EDIT_METHODS)
 
+NO_EVALUATION = ["--steps-per-eval-batch", "0", "--steps-per-eval-image", "0", "--steps-per-eval-all-images", "0"]
+"""No evaluation while a source trains: ``ids-nerf eval`` measures what matters, and it costs CPU minutes."""
+
 CPU_NERFACTO = [
     # nerfacto with a smaller torch hash grid (2^15 entries a level) and no evaluation during training:
     # a source model that trains in minutes on a CPU.
@@ -27,12 +30,7 @@ CPU_NERFACTO = [
     "15",
     "--pipeline.model.proposal-net-args-list.1.log2-hashmap-size",
     "15",
-    "--steps-per-eval-batch",
-    "0",
-    "--steps-per-eval-image",
-    "0",
-    "--steps-per-eval-all-images",
-    "0",
+    *NO_EVALUATION,
 ]
 
 RANDOM_BACKGROUND = ["--pipeline.model.background-color", "random"]
@@ -51,12 +49,7 @@ SMALL_SPLATFACTO = [
     "--pipeline.model.random-scale",
     "2.5",
     *RANDOM_BACKGROUND,
-    "--steps-per-eval-batch",
-    "0",
-    "--steps-per-eval-image",
-    "0",
-    "--steps-per-eval-all-images",
-    "0",
+    *NO_EVALUATION,
 ]
 
 SPLAT_EDIT_COLOUR_LR = ["--optimizers.features-dc.optimizer.lr", "0.025"]
