@@ -1,8 +1,10 @@
 """``ids-nerf eval``: render a source and an edited run on the test views and measure the edit.
 
-Against the ground-truth target (synthetic scenes): PSNR, SSIM, LPIPS. Identity against the source
-render: foreground-mask IoU, depth error inside the objects, PSNR of what should not change (outside
-the edited object). CLIP text-image and directional similarity when a CLIP model is available.
+Against the ground-truth target (synthetic scenes): PSNR, SSIM, LPIPS, for the whole view and inside the
+edited object. Identity against the source render: foreground-mask IoU, depth error inside the objects,
+PSNR of what should not change (outside the edited object), and per unedited object and the background
+separately PSNR, SSIM, LPIPS and the leak (mean colour change; ``ids_nerf.evaluation.regions``). CLIP
+text-image and directional similarity when a CLIP model is available.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from PIL import Image
 from ids_nerf.errors import UserError
 from ids_nerf.evaluation.clip_metrics import load_clip
 from ids_nerf.evaluation.metrics import lpips, lpips_available, mask_iou, masked_depth_error, psnr, ssim
+from ids_nerf.evaluation.regions import region_metrics
 from ids_nerf.images import labeled_grid, read_rgb_on_white
 
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"
@@ -67,15 +70,16 @@ def _mean(values: List[float]) -> float:
 
 
 def _ground_truth(scene: Path, appearance: str, count: int, split: str = "test"):
-    """The target appearance's images of ``split``, the object-id masks and the edited object's id."""
-    from ids_nerf.scenes.edit_scene import appearance_images, mask_images, read_scene_info
+    """The target appearance's images of ``split``, the object-id masks, the edited object's id and the
+    region names (name -> object id, background included)."""
+    from ids_nerf.scenes.edit_scene import appearance_images, edited_object, mask_images, read_scene_info
 
     info = read_scene_info(scene)
     targets = [read_rgb_on_white(p) for p in appearance_images(scene, appearance, split)]
     masks = [torch.from_numpy(np.asarray(Image.open(p), dtype=np.int64)) for p in mask_images(scene, split)]
     if not len(targets) == len(masks) == count:
         raise UserError(f"scene '{scene}' has {len(targets)} test views but the runs render {count}; wrong scene?")
-    return targets, masks, int(info.get("edited_object_id", 2))
+    return targets, masks, edited_object(info, appearance), dict(info["objects"])
 
 
 def evaluate_runs(
@@ -111,7 +115,7 @@ def evaluate_runs(
 
     have_lpips = False
     if target_appearance is not None and scene is not None:
-        targets, masks, edited_id = _ground_truth(Path(scene), target_appearance, len(edited))
+        targets, masks, edited_id, regions = _ground_truth(Path(scene), target_appearance, len(edited))
         have_lpips, lpips_notice = lpips_available()
         if not have_lpips:
             report.notices.append(lpips_notice)
@@ -134,6 +138,10 @@ def evaluate_runs(
             add("ssim_edited_to_target", ssim(edi["rgb"], target))
             if have_lpips:
                 add("lpips_edited_to_target", lpips(edi["rgb"], target))
+            for name, value in region_metrics(
+                edi["rgb"], src["rgb"], target, mask, edited_id, regions, have_lpips
+            ).items():
+                add(name, value)
         else:
             add("psnr_edited_to_source", psnr(edi["rgb"], src["rgb"]))
         reference = target if target is not None else src["rgb"]
