@@ -36,6 +36,9 @@ class EvalReport:
 
     metrics: Dict[str, float] = field(default_factory=dict)
     notices: List[str] = field(default_factory=list)
+    renders: Dict[str, List[torch.Tensor]] = field(default_factory=dict)
+    """With ``keep_renders``: the test views' ``[3, H, W]`` images, keys source, edited and target (the
+    ground truth, when known), for figures."""
 
     def headline(self) -> Dict[str, float]:
         keys = ("psnr_edited_to_target", "psnr_source_to_target", "background_psnr", "mask_iou")
@@ -70,16 +73,17 @@ def _mean(values: List[float]) -> float:
 
 
 def _ground_truth(scene: Path, appearance: str, count: int, split: str = "test"):
-    """The target appearance's images of ``split``, the object-id masks, the edited object's id and the
-    region names (name -> object id, background included)."""
+    """The target appearance's images of ``split``, the object-id masks, the edited object's id, the
+    region names (name -> object id, background included) and the source appearance's images."""
     from ids_nerf.scenes.edit_scene import appearance_images, edited_object, mask_images, read_scene_info
 
     info = read_scene_info(scene)
     targets = [read_rgb_on_white(p) for p in appearance_images(scene, appearance, split)]
+    truths = [read_rgb_on_white(p) for p in appearance_images(scene, info.get("source", "source"), split)]
     masks = [torch.from_numpy(np.asarray(Image.open(p), dtype=np.int64)) for p in mask_images(scene, split)]
     if not len(targets) == len(masks) == count:
         raise UserError(f"scene '{scene}' has {len(targets)} test views but the runs render {count}; wrong scene?")
-    return targets, masks, edited_object(info, appearance), dict(info["objects"])
+    return targets, masks, edited_object(info, appearance), dict(info["objects"]), truths
 
 
 def evaluate_runs(
@@ -91,10 +95,13 @@ def evaluate_runs(
     source_prompt: Optional[str] = None,
     target_prompt: Optional[str] = None,
     clip_model: str = DEFAULT_CLIP,
+    keep_renders: bool = False,
+    source_renders: Optional[List[dict]] = None,
 ) -> EvalReport:
     """Render the test views of both runs, compute the metrics, write ``metrics.json``,
     ``metrics.md`` and ``grid.png`` (a labeled figure; a row per test view: source | edited |
-    ground-truth target | 4x difference) into ``out``."""
+    ground-truth target | 4x difference) into ``out``. ``source_renders`` (``render_views``'s dicts with
+    geometry, of the source's test views) saves rendering the source again when several edits share it."""
     from ids_nerf.nerfstudio.compare import render_views
 
     for path in (source_config, edited_config):
@@ -106,7 +113,7 @@ def evaluate_runs(
             if trained_on != Path(scene).resolve():
                 raise UserError(f"run '{path.parent}' was trained on '{trained_on}', not on scene '{scene}'")
     report = EvalReport()
-    source = render_views(source_config, "test", with_geometry=True)
+    source = source_renders if source_renders is not None else render_views(source_config, "test", with_geometry=True)
     edited = render_views(edited_config, "test", with_geometry=True)
     values: Dict[str, List[float]] = {}
 
@@ -115,15 +122,16 @@ def evaluate_runs(
 
     have_lpips = False
     if target_appearance is not None and scene is not None:
-        targets, masks, edited_id, regions = _ground_truth(Path(scene), target_appearance, len(edited))
+        targets, masks, edited_id, regions, truths = _ground_truth(Path(scene), target_appearance, len(edited))
         have_lpips, lpips_notice = lpips_available()
         if not have_lpips:
             report.notices.append(lpips_notice)
     else:
         targets, masks, edited_id = [None] * len(edited), [None] * len(edited), None
+        truths = [None] * len(edited)
         report.notices.append("no ground-truth target: metrics against the target skipped")
     grid_rows = []
-    for src, edi, target, mask in zip(source, edited, targets, masks):
+    for src, edi, target, mask, truth in zip(source, edited, targets, masks, truths):
         fg_src, fg_edi = src["accumulation"] > 0.5, edi["accumulation"] > 0.5
         add("mask_iou", mask_iou(fg_src, fg_edi))
         objects = mask > 0 if mask is not None else fg_src
@@ -138,9 +146,8 @@ def evaluate_runs(
             add("ssim_edited_to_target", ssim(edi["rgb"], target))
             if have_lpips:
                 add("lpips_edited_to_target", lpips(edi["rgb"], target))
-            for name, value in region_metrics(
-                edi["rgb"], src["rgb"], target, mask, edited_id, regions, have_lpips
-            ).items():
+            per_region = region_metrics(edi["rgb"], src["rgb"], target, mask, edited_id, regions, have_lpips, truth)
+            for name, value in per_region.items():
                 add(name, value)
         else:
             add("psnr_edited_to_source", psnr(edi["rgb"], src["rgb"]))
@@ -148,6 +155,10 @@ def evaluate_runs(
         error = ((edi["rgb"] - reference).abs() * 4).clamp(0, 1)
         grid_rows.append([src["rgb"], edi["rgb"], reference, error])
     report.metrics = {k: _mean(v) for k, v in values.items()}
+    if keep_renders:
+        report.renders = {"source": [s["rgb"] for s in source], "edited": [e["rgb"] for e in edited]}
+        if targets[0] is not None:
+            report.renders["target"] = list(targets)
     if source_prompt and target_prompt:
         scorer, notice = load_clip(clip_model)
         report.notices.append(notice)

@@ -15,9 +15,10 @@ Keys of the returned dicts (``<name>`` is the region's name from ``scene.json``'
 - ``target_psnr_<name>``, ``target_ssim_<name>``, ``target_lpips_<name>``: edited render against the
   ground-truth target inside the edited object; ``source_target_psnr_<name>`` the same for the source render
   (where the edit started);
-- ``ceiling_identity_psnr_<name>``: the ground-truth target against the source inside an unedited region.
-  Colours are supersampled and masks are not, so the target itself differs from the source on the edited
-  object's anti-aliased border, which lies in its neighbours' masks: no edit can score above this.
+- ``ceiling_identity_psnr_<name>`` (only with the source's ground truth): the ground-truth target against the
+  ground-truth source inside an unedited region. Colours are supersampled and masks are not, so the target
+  itself differs from the source on the edited object's anti-aliased border, which lies in its neighbours'
+  masks: an edit that reached the target exactly would score this.
 
 A region absent from a view gives ``nan`` for that view (left out of means over views). PSNR is capped at
 :data:`PSNR_CAP` so that means and differences stay finite when a region is reproduced bit for bit.
@@ -25,7 +26,7 @@ A region absent from a view gives ``nan`` for that view (left out of means over 
 
 from __future__ import annotations
 
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional
 
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
@@ -91,6 +92,7 @@ def region_metrics(
     edited_id: int,
     names: Mapping[str, int],
     with_lpips: bool = False,
+    source_truth: Optional[torch.Tensor] = None,
 ) -> Dict[str, float]:
     """The per-region metrics of one view (keys in the module docstring).
 
@@ -100,6 +102,7 @@ def region_metrics(
         edited_id: the id of the object the edit should change.
         names: region name -> object id, e.g. ``{"background": 0, "table": 1, "ball": 2, "box": 3}``.
         with_lpips: add the LPIPS keys (needs the real AlexNet weights).
+        source_truth: the ground-truth source image, for the ceiling keys.
     """
     values: Dict[str, float] = {}
     for name, object_id in names.items():
@@ -114,7 +117,8 @@ def region_metrics(
         values[f"identity_psnr_{name}"] = capped_psnr(edited, source, mask)
         values[f"identity_ssim_{name}"] = masked_ssim(edited, source, mask)
         values[f"leak_{name}"] = mean_abs_change(edited, source, mask)
-        values[f"ceiling_identity_psnr_{name}"] = capped_psnr(target, source, mask)
+        if source_truth is not None:
+            values[f"ceiling_identity_psnr_{name}"] = capped_psnr(target, source_truth, mask)
         if with_lpips:
             values[f"identity_lpips_{name}"] = masked_lpips(edited, source, mask)
     return values
