@@ -43,9 +43,9 @@ class IDSEditTrainerConfig(TrainerConfig):
     """adam: each group's optimizer as --optimizers sets it (nerfstudio's Adam, eps 1e-15, which moves
     every parameter a gradient reaches by about the learning rate); sgd: plain SGD on every group at
     --sgd-lr-scale times the group's learning rate, moving parameters in proportion to their gradient."""
-    sgd_lr_scale: float = 1000.0
-    """With --edit-optimizer sgd: SGD's learning rate as a multiple of each group's (Adam's) rate;
-    gradients of a distillation loss are small, so SGD needs a far larger rate than Adam."""
+    sgd_lr_scale: float = 10.0
+    """With --edit-optimizer sgd: SGD's learning rate as a multiple of each group's (Adam's) rate, e.g.
+    10 gives 0.01 on nerfacto's fields. Plain SGD at 0.1 diverged in a null edit (docs/results-nerf.md)."""
     sgd_momentum: float = 0.0
     """With --edit-optimizer sgd: heavy-ball momentum in [0, 1)."""
 

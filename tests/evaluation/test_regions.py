@@ -33,7 +33,7 @@ def _views():
 
 def test_each_region_gets_its_own_exact_numbers():
     edited, source, target = _views()
-    values = region_metrics(edited, source, target, _ids(), edited_id=2, names=NAMES)
+    values = region_metrics(edited, source, target, _ids(), edited_id=2, names=NAMES, source_truth=source)
     # the box: every pixel off by 0.1 -> MSE 0.01 -> 20 dB; the leak is that 0.1
     assert values["identity_psnr_box"] == pytest.approx(20.0, abs=1e-4)
     assert values["leak_box"] == pytest.approx(0.1, abs=1e-6)
@@ -56,6 +56,7 @@ def test_each_region_gets_its_own_exact_numbers():
 def test_a_region_missing_from_a_view_is_nan():
     edited, source, target = _views()
     values = region_metrics(edited, source, target, _ids(), edited_id=2, names={**NAMES, "chair": 7})
+    assert not any(key.startswith("ceiling") for key in values)  # no ground-truth source given
     assert math.isnan(values["identity_psnr_chair"]) and math.isnan(values["leak_chair"])
     assert math.isnan(values["identity_ssim_chair"])
 

@@ -38,7 +38,7 @@ def test_a_source_key_changes_with_what_changes_its_weights():
 def test_optimizer_specs_become_ns_train_flags():
     nerfacto, splat = BACKBONES["nerfacto"], BACKBONES["splatfacto"]
     assert optimizer_flags("adam", nerfacto) == []
-    assert optimizer_flags("sgd:1000", splat) == ["--edit-optimizer", "sgd", "--sgd-lr-scale", "1000"]
+    assert optimizer_flags("sgd:10", splat) == ["--edit-optimizer", "sgd", "--sgd-lr-scale", "10"]
     assert optimizer_flags("adam-eps:1e-8", nerfacto) == [
         "--optimizers.fields.optimizer.eps",
         "1e-8",
