@@ -32,7 +32,7 @@ MEASURES = {
     "target": Measure("edited object to target, PSNR (dB)", lambda c: f"target_psnr_{EDIT_CASES[c].edited}"),
     "neighbour": Measure("neighbour vs source, PSNR (dB)", lambda c: f"identity_psnr_{EDIT_CASES[c].neighbour}"),
     "leak": Measure(
-        "leak into the neighbour (mean |change|, 0-1)",
+        "leak into the neighbour (mean abs. change, 0-1)",
         lambda c: f"leak_{EDIT_CASES[c].neighbour}",
         higher_is_better=False,
         digits=4,
@@ -205,8 +205,9 @@ def figure(
             row.append(image)
             caption.append(_caption(region_metrics(image, source, target, ids, edited_id, names), case, False))
         rows.append(row + [target])
-        captions.append(caption + ["ground truth"])
-    columns = ["source"] + [arm.label for arm in arms] + ["ground truth"]
+        captions.append(caption + [""])
+    # the figure font may lack Greek letters: spell lambda out
+    columns = ["source"] + [arm.label.replace("λ=", "lambda ") for arm in arms] + ["ground truth"]
     note = f"{edited_name}: PSNR to target | {neighbour}: PSNR to source (dB)"
     grid = labeled_grid(rows, columns, [f"view {i}" for i in range(len(rows))], captions, tile=160)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -46,8 +46,8 @@ def setup_text(study, seconds: List[float], total: float, figures: Dict[str, Pat
         )
     )
     lines += [
-        f"Regenerated on {time.strftime('%Y-%m-%d')} by (took {format_seconds(total)} on this machine's CPU; "
-        f"{timing}; source trainings are counted in the total only):",
+        f"Regenerated on {time.strftime('%Y-%m-%d')} (took {format_seconds(total)} on this machine's CPU; "
+        f"{timing}; source trainings count in the total only) by:",
         "",
         "```bash",
         command_line(study),
@@ -61,10 +61,15 @@ def setup_text(study, seconds: List[float], total: float, figures: Dict[str, Pat
         f"- Sources: {study.sources} per backbone, trained independently (`--machine.seed` 0, 1, ...): nerfacto "
         f"{study.nerfacto_source_steps} steps (the demo's reduced nerfacto), splatfacto "
         f"{study.splatfacto_source_steps} steps (the demo's small splatfacto; without CUDA through the tests' CPU "
-        f"stand-in rasterizer). Edit seeds 0-{study.seeds - 1} (`--pipeline.seed`) on each.",
-        f"- Optimizers: {', '.join(study.optimizers)}; the first is the edits' default and runs everywhere, the "
-        f"others on {', '.join(study.alt_optimizer_backbones)} with DDS and IDS lambda "
-        f"{', '.join(f'{s:g}' for s in study.alt_optimizer_scales)}.",
+        f"stand-in rasterizer). Edit seeds {', '.join(map(str, range(study.seeds)))} (`--pipeline.seed`) on each.",
+        f"- Optimizers: {', '.join(study.optimizers)}"
+        + (
+            f"; the first is the edits' default and runs everywhere, the others on "
+            f"{', '.join(study.alt_optimizer_backbones)} with DDS and IDS lambda "
+            f"{', '.join(f'{s:g}' for s in study.alt_optimizer_scales)}."
+            if len(study.optimizers) > 1
+            else "."
+        ),
         "- Measured on the test views with `ids-nerf eval` (columns below): the edited object against the "
         "ground-truth target; the neighbour (the box for blue-ball, the ball for striped-box), the table and the "
         "background each against the source render; the leak is the mean absolute colour change inside the "
