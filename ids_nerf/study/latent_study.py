@@ -247,6 +247,24 @@ class Study:
     the fresh scene then has the 3D study's appearances: source, edited, striped-box)."""
     """full: the paper's FPR (gradient through the score); identity: the Jacobian-free variant."""
 
+    def arguments(self) -> str:
+        """The flags that differ from the defaults, for the report's regenerate line."""
+        defaults, flags = Study(), []
+        for name in ("out", "seeds", "views", "steps", "lr", "fpr_steps", "fpr_scales", "guidance_scales"):
+            value = getattr(self, name)
+            if value != getattr(defaults, name):
+                shown = (
+                    " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+                    if isinstance(value, list)
+                    else value
+                )
+                flags.append(f"--{name.replace('_', '-')} {shown}")
+        for name in ("fpr_jacobians", "target_appearance"):
+            value = getattr(self, name)
+            if value != getattr(defaults, name):
+                flags.append(f"--{name.replace('_', '-')} {' '.join(value) if isinstance(value, list) else value}")
+        return "".join(f" {flag}" for flag in flags)
+
     def main(self) -> Path:
         if self.target_appearance not in EDITS_2D:
             raise UserError(f"--target-appearance must be one of {', '.join(EDITS_2D)}, not {self.target_appearance!r}")
@@ -282,6 +300,7 @@ class Study:
             lr=self.lr,
             scene=self.scene or "a fresh `make-scene --size 32 --views 24 --seed 0`",
             edit=EDITS_2D[self.target_appearance][0],
+            arguments=self.arguments(),
             object=EDITS_2D[self.target_appearance][1],
         )
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -300,20 +319,20 @@ EDITS_2D = {
 
 REPORT = """# Results: IDS against DDS with the exact-score model
 
-Regenerate with `ids-nerf study` (took {seconds:.0f} s on this machine's CPU).
+Regenerate with `ids-nerf study{arguments}` (took {seconds:.0f} s on this machine's CPU).
 
 ## Setup
 
 - Scene: {scene}; the edit {edit}; everything else must stay.
-- Score model: the exact-score model (`exact:SCENE`, pixel codec, SD 1.x noise schedule), whose sets
-  are the scene's 24 source and 24 edited training views; prompts are the two captions.
+- Score model: the exact-score model (`exact:SCENE`, pixel codec, SD 1.x noise schedule), one set
+  per appearance of the scene (its 24 training views each); prompts are the captions.
 - Each run edits {views} training views directly in pixel space, as the official 2D code edits a latent:
   {steps} SGD steps at lr {lr}, loss `2000 * sum(z * direction) / (h * w)`, t uniform in [50, 948].
   {seeds} seeds per setting (timesteps and noise); mean ± standard deviation over seeds.
 - target PSNR (object): the result against the ground-truth edit inside the {object}'s mask.
   identity PSNR (background): the result against the source outside the {object}'s mask. The ground-truth
-  edit itself scores {ceiling:.2f} dB there (the anti-aliased border of the {object} lies outside its
-  mask), so that is the ceiling of this column.
+  edit itself scores {ceiling:.2f} dB there (inf: identical; a colour change also reaches the anti-aliased
+  border of the {object}, which lies outside its mask), so that is the ceiling of this column.
 
 ## Table
 
