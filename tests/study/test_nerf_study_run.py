@@ -1,8 +1,8 @@
 """``ids-nerf study-3d`` end to end at a tiny size: the real ns-train trains a source and runs DDS and IDS
 edits, the evaluation measures them, the report and the figure are written; a rerun comes from the cache.
 
-Measured on the 2-core CPU machine while shared with four other jobs (load average 10-19): the nerfacto
-study about 10 minutes, the splatfacto one about as long; an idle machine is several times faster.
+Measured on 2026-11-28 on the 2-core CPU machine while shared with four other jobs (load average 10 to
+25): the nerfacto test 977 s, the splatfacto test 845 s; an idle machine should be several times faster.
 """
 
 import json
