@@ -120,7 +120,7 @@ def target_quality(scene: Path, target: str, before: torch.Tensor, after: torch.
     from ids_nerf.evaluation.metrics import psnr
 
     # the edit's eval dataset is the scene's val split (ns-train sets up with test_mode "val")
-    targets, masks, edited_id = _ground_truth(scene, target, len(after), split="val")
+    targets, masks, edited_id, _, _ = _ground_truth(scene, target, len(after), split="val")
     object_psnr, rest_psnr = [], []
     for src, edi, gt, mask in zip(before, after, targets, masks):
         edi, src = edi.permute(2, 0, 1), src.permute(2, 0, 1)

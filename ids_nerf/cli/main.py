@@ -21,6 +21,7 @@ def _subcommands() -> dict:
     from ids_nerf.image_editing import EditImageConfig
     from ids_nerf.nerfstudio.compare import CompareRuns
     from ids_nerf.study.latent_study import Study
+    from ids_nerf.study.nerf_study import NerfStudy
 
     return {
         "demo": Demo,
@@ -30,6 +31,7 @@ def _subcommands() -> dict:
         "preview": Preview,
         "edit-image": EditImageConfig,
         "study": Study,
+        "study-3d": NerfStudy,
         "make-scene": MakeScene,
         "make-tiny-sd": MakeTinySD,
     }

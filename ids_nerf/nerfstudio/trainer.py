@@ -4,6 +4,7 @@ What it changes, and why:
 - ``--load-dir`` of a source run loads only the model's weights: optimizers, schedulers and the
   step counter start fresh, so the progress bar and ``max-num-iterations`` count edit steps.
   ``--load-dir`` of an ids-edit run resumes it (optimizers, step and source latents included).
+- ``--edit-optimizer sgd`` replaces every group's Adam with plain SGD (``optimizers.py``).
 - The training step does its own backward pass (deferred backpropagation, see ``rendering.py``).
 - Bad input ends the run with one line and exit code 2, removing the run folder if nothing was
   trained in it yet.
@@ -20,11 +21,13 @@ from typing import Callable, Literal, Type
 
 import torch
 import yaml
+from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from ids_nerf.errors import UserError, report
 from ids_nerf.nerfstudio.checkpoints import latest_checkpoint, load_checkpoint, model_state
+from ids_nerf.nerfstudio.optimizers import sgd_groups
 from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, validate_edit_config
 
 
@@ -36,6 +39,15 @@ class IDSEditTrainerConfig(TrainerConfig):
     use_source_model_config: bool = True
     """Take the model settings (nerfacto, nerfacto-big, ...) from the source run's config.yml next
     to --load-dir, so that its checkpoint fits; off: use --pipeline.model as given."""
+    edit_optimizer: Literal["adam", "sgd"] = "adam"
+    """adam: each group's optimizer as --optimizers sets it (nerfstudio's Adam, eps 1e-15, which moves
+    every parameter a gradient reaches by about the learning rate); sgd: plain SGD on every group at
+    --sgd-lr-scale times the group's learning rate, moving parameters in proportion to their gradient."""
+    sgd_lr_scale: float = 10.0
+    """With --edit-optimizer sgd: SGD's learning rate as a multiple of each group's (Adam's) rate, e.g.
+    10 gives 0.01 on nerfacto's fields. Plain SGD at 0.1 diverged in a null edit (docs/results-nerf.md)."""
+    sgd_momentum: float = 0.0
+    """With --edit-optimizer sgd: heavy-ball momentum in [0, 1)."""
 
     def __post_init__(self) -> None:
         # Refuse several devices here, while parsing the command line: inside the processes that
@@ -151,6 +163,13 @@ class IDSEditTrainer(Trainer):
         base = Path(self.base_dir)
         if base.is_dir() and not any(base.glob("nerfstudio_models/*.ckpt")):
             shutil.rmtree(base, ignore_errors=True)
+
+    def setup_optimizers(self) -> Optimizers:
+        """nerfstudio's optimizers, or with --edit-optimizer sgd the same groups with plain SGD."""
+        if self.config.edit_optimizer == "adam":
+            return super().setup_optimizers()
+        groups = sgd_groups(self.config.optimizers, self.config.sgd_lr_scale, self.config.sgd_momentum)
+        return Optimizers(groups, self.pipeline.get_param_groups())
 
     # ---- step ----------------------------------------------------------------------------------
     def train_iteration(self, step: int):

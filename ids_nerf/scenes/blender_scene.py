@@ -6,9 +6,11 @@ World +Z is up. Cameras sit on the upper hemisphere at radius 4 and look at the 
 is camera-to-world in the OpenGL/Blender convention (the camera looks down its -Z axis, +Y is up). Pixels outside
 the objects are transparent (alpha 0); colors are anti-aliased by 2x2 supersampling.
 
-Appearances share geometry and cameras and differ only in the ball's color (:data:`APPEARANCES` holds a caption
-for each). :func:`trace_view` gives the per-pixel object id and z-depth; ``ids_nerf.scenes.edit_scene`` writes
-them with every appearance as an edit scene with ground truth.
+Appearances share geometry and cameras and differ in one object's look (:data:`APPEARANCES` holds a caption for
+each, :data:`EDITED_OBJECT` the object each one changes): the ball's color, or the box's texture (yellow stripes on
+its sides, a texture edit of an object that stands on the table next to the ball). :func:`trace_view` gives the
+per-pixel object id and z-depth; ``ids_nerf.scenes.edit_scene`` writes them with the appearances as an edit scene
+with ground truth.
 """
 
 from __future__ import annotations
@@ -33,11 +35,18 @@ APPEARANCES = {
     "source": "a red ball and a green box on a table",
     "edited": "a blue ball and a green box on a table",
     "golden": "a golden ball and a green box on a table",
+    "striped-box": "a red ball and a green box with yellow stripes on a table",
 }
-"""Appearance name -> caption. All share geometry; only the ball (object id :data:`BALL`) changes color."""
+"""Appearance name -> caption. All share geometry; each changes one object (:data:`EDITED_OBJECT`)."""
 BACKGROUND, TABLE, BALL, BOX = 0, 1, 2, 3  # object ids in masks
 OBJECT_IDS = {"background": BACKGROUND, "table": TABLE, "ball": BALL, "box": BOX}
+EDITED_OBJECT = {"edited": BALL, "golden": BALL, "striped-box": BOX}
+"""Appearance name -> the object id it changes relative to "source" (everything else is identical)."""
+STRIPED_BOX = {"striped-box"}
+"""Appearances whose box sides carry horizontal yellow stripes (the ball keeps the source's red)."""
 BOX_COLOR = np.array([0.20, 0.70, 0.25])
+STRIPE_COLOR = np.array([0.95, 0.85, 0.15])
+STRIPE_HEIGHT = 0.125  # world units: the 0.5-high box shows 4 bands, 2 of them yellow (about 1.5 px each at 32 px)
 LIGHT = np.array([0.4, -0.5, 0.77]) / np.linalg.norm([0.4, -0.5, 0.77])
 SUPERSAMPLE = 2
 
@@ -107,7 +116,8 @@ def _trace(c2w: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
     """Cast one ray through each pixel centre of an ``n`` x ``n`` image (nerfstudio's pinhole model for a Blender
     scene: focal 0.5 n / tan(0.5 CAMERA_ANGLE_X), principal point at the image centre).
 
-    Returns flat arrays: object id (uint8), z-depth (0 on a miss), shading factor, and the disc's checker color.
+    Returns flat arrays: object id (uint8), z-depth (0 on a miss), shading factor, the disc's checker color, and
+    whether the hit point lies on a stripe of the box's sides (see :data:`STRIPE_HEIGHT`; False off the box).
     """
     focal = 0.5 * n / math.tan(0.5 * CAMERA_ANGLE_X)
     coords = (np.arange(n) + 0.5 - 0.5 * n) / focal
@@ -127,18 +137,22 @@ def _trace(c2w: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
     ids = np.where(hit, np.array([BALL, BOX, TABLE])[nearest], BACKGROUND).astype(np.uint8)
     depth = np.where(hit, t_hit, 0.0) / cam_norm  # the camera's -Z component of a unit direction is 1 / |dirs_cam|
 
+    p_box = origin + np.where(np.isfinite(t_box), t_box, 0.0)[:, None] * dirs
+    # odd bands by height, on the sides only (the top face sits exactly on a band edge: keep it plain)
+    side = p_box[:, 2] < BOX_MAX[2] - 1e-6
+    stripe = (ids == BOX) & side & (np.floor(p_box[:, 2] / STRIPE_HEIGHT) % 2 == 1)
     checker = (np.floor(p_disc[:, 0] * 4.0) + np.floor(p_disc[:, 1] * 4.0)) % 2
     disc_color = np.where(checker[:, None] > 0, 0.75, 0.55) * np.ones(3)
     n_disc = np.tile([0.0, 0.0, np.sign(origin[2])], (len(dirs), 1))
     normal = np.choose(nearest[:, None], [n_sphere, n_box, n_disc])
     shade = 0.35 + 0.65 * np.clip(normal @ LIGHT, 0.0, 1.0)
-    return ids, depth, shade, disc_color
+    return ids, depth, shade, disc_color, stripe
 
 
 def trace_view(c2w: np.ndarray, size: int) -> Tuple[np.ndarray, np.ndarray]:
     """Object ids (``size`` x ``size`` uint8, see :data:`OBJECT_IDS`) and float32 z-depth (distance along the camera's
     -Z axis to the first hit, 0 where nothing is hit), both at pixel centres without supersampling."""
-    ids, depth, _, _ = _trace(c2w, size)
+    ids, depth, _, _, _ = _trace(c2w, size)
     return ids.reshape(size, size), depth.reshape(size, size).astype(np.float32)
 
 
@@ -149,14 +163,16 @@ def render_views(c2w: np.ndarray, size: int, appearances: Iterable[str]) -> Dict
     colors are the mean over the covered subsamples (straight alpha; black where alpha is 0).
     """
     n = size * SUPERSAMPLE
-    ids, _, shade, disc_color = _trace(c2w, n)
+    ids, _, shade, disc_color, stripe = _trace(c2w, n)
     images = {}
     for name in appearances:
-        if name not in SPHERE_COLORS:
-            raise ValueError(f"appearance must be one of {sorted(SPHERE_COLORS)}, not {name!r}")
+        if name not in APPEARANCES:
+            raise ValueError(f"appearance must be one of {sorted(APPEARANCES)}, not {name!r}")
         palette = np.zeros((4, 3))
-        palette[BALL], palette[BOX] = SPHERE_COLORS[name], BOX_COLOR
+        palette[BALL], palette[BOX] = SPHERE_COLORS.get(name, SPHERE_COLORS["source"]), BOX_COLOR
         albedo = np.where((ids == TABLE)[:, None], disc_color, palette[ids])
+        if name in STRIPED_BOX:
+            albedo = np.where(stripe[:, None], STRIPE_COLOR, albedo)
         hit = (ids != BACKGROUND).astype(float)[:, None]
         blocks = np.concatenate([albedo * shade[:, None] * hit, hit], axis=1)
         sums = blocks.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, 4).sum(axis=(1, 3))
@@ -185,8 +201,8 @@ def write_blender_scene(out: Path, size: int = 32, views: int = 8, seed: int = 0
     :data:`APPEARANCES` (``"source"``: red ball; ``"edited"``: the same geometry and cameras with a blue ball).
     Output depends only on the arguments. See ``write_edit_scene`` for a scene with every appearance, masks and depth.
     """
-    if appearance not in SPHERE_COLORS:
-        raise ValueError(f"appearance must be one of {sorted(SPHERE_COLORS)}, not {appearance!r}")
+    if appearance not in APPEARANCES:
+        raise ValueError(f"appearance must be one of {sorted(APPEARANCES)}, not {appearance!r}")
     out = Path(out)
     rng = np.random.default_rng(seed)
     counts = {"train": views, "val": max(1, views // 4), "test": max(1, views // 4)}

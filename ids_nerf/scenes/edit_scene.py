@@ -7,10 +7,11 @@ Layout written by :func:`write_edit_scene` (``r_i`` is the view index within its
                                            trains on
     appearances/<name>/{train,val,test}/r_i.png
                                            every appearance, "source" included; same alpha in all of them
-    masks/{train,val,test}/r_i.png         uint8 object id: 0 background, 1 table, 2 ball (the edited object), 3 box
+    masks/{train,val,test}/r_i.png         uint8 object id: 0 background, 1 table, 2 ball, 3 box
     depth/{train,val,test}/r_i.npy         float32 z-depth: distance along the camera's -Z axis to the first hit;
                                            0 where nothing is hit
-    scene.json                             captions, object ids, sizes and these conventions
+    scene.json                             captions, object ids, the object each appearance changes
+                                           (edited_objects), sizes and these conventions
 
 Masks and depth are sampled at pixel centres (one ray each, no supersampling); the PNG colors are 2x2 supersampled,
 so an appearance's colors can also differ from the source in pixels bordering the ball's mask.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import List, Union
+from typing import List, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -31,6 +32,7 @@ from ids_nerf.scenes.blender_scene import (
     APPEARANCES,
     BALL,
     CAMERA_ANGLE_X,
+    EDITED_OBJECT,
     OBJECT_IDS,
     SUPERSAMPLE,
     camera_poses,
@@ -45,6 +47,10 @@ MASKS_DOC = "uint8 object id at each pixel centre (no supersampling): 0 backgrou
 DEPTH_DOC = "z-depth along the camera axis in world units, float32 at each pixel centre; 0 where nothing is hit"
 
 PathLike = Union[str, Path]
+DEFAULT_APPEARANCES = ("source", "edited", "golden")
+"""The appearances a scene has unless asked otherwise. The exact-score model's unconditional set is the union of
+every appearance's views, so adding one changes every edit's guidance: scenes keep this set unless a caller
+asks for more (the 3D study adds "striped-box")."""
 
 
 def split_counts(views: int) -> dict:
@@ -52,24 +58,33 @@ def split_counts(views: int) -> dict:
     return {"train": views, "val": max(2, views // 8), "test": max(2, views // 8)}
 
 
-def write_edit_scene(out: PathLike, size: int = 64, views: int = 40, seed: int = 0) -> Path:
+def write_edit_scene(
+    out: PathLike, size: int = 64, views: int = 40, seed: int = 0, appearances: Sequence[str] = DEFAULT_APPEARANCES
+) -> Path:
     """Write an edit scene (layout in the module docstring) to ``out`` and return ``out``.
+
+    ``appearances`` are names of :data:`APPEARANCES`; "source" is always written (it is what nerfstudio trains on).
+    ``scene.json`` maps each other appearance to the object id it changes (``edited_objects``).
 
     Cameras for all splits are drawn from the same distribution (:func:`camera_poses`, one random azimuth phase per
     split, elevations 15-60 degrees). Files depend only on the arguments (byte-identical for the same arguments).
     """
+    unknown = [name for name in appearances if name not in APPEARANCES]
+    if unknown:
+        raise UserError(f"unknown appearance(s) {', '.join(unknown)}; known: {', '.join(APPEARANCES)}")
+    names = ["source", *[name for name in dict.fromkeys(appearances) if name != "source"]]
     out = Path(out)
     rng = np.random.default_rng(seed)
     counts = split_counts(views)
     for split, count in counts.items():
         folders = [out / split, out / "masks" / split, out / "depth" / split]
-        folders += [out / "appearances" / name / split for name in APPEARANCES]
+        folders += [out / "appearances" / name / split for name in names]
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
         frames = []
         for index, c2w in enumerate(camera_poses(count, rng)):
             name = f"r_{index}"
-            images = render_views(c2w, size, APPEARANCES)
+            images = render_views(c2w, size, names)
             for appearance, rgba in images.items():
                 save_rgba(rgba, out / "appearances" / appearance / split / f"{name}.png")
             save_rgba(images["source"], out / split / f"{name}.png")
@@ -80,11 +95,12 @@ def write_edit_scene(out: PathLike, size: int = 64, views: int = 40, seed: int =
         meta = {"camera_angle_x": CAMERA_ANGLE_X, "frames": frames}
         (out / f"transforms_{split}.json").write_text(json.dumps(meta, indent=2))
     info = {
-        "appearances": dict(APPEARANCES),
+        "appearances": {name: APPEARANCES[name] for name in names},
         "source": "source",
-        "edited": "edited",
+        "edited": "edited" if "edited" in names else names[-1],
         "objects": dict(OBJECT_IDS),
         "edited_object_id": BALL,
+        "edited_objects": {name: EDITED_OBJECT[name] for name in names if name != "source"},
         "size": size,
         "views": views,
         "seed": seed,
@@ -96,6 +112,12 @@ def write_edit_scene(out: PathLike, size: int = 64, views: int = 40, seed: int =
     }
     (out / SCENE_FILE).write_text(json.dumps(info, indent=2) + "\n")
     return out
+
+
+def edited_object(info: dict, appearance: str) -> int:
+    """The object id that ``appearance`` changes, from a scene's ``scene.json`` (``info``); scenes written before
+    ``edited_objects`` existed change the ball in every appearance."""
+    return int(info.get("edited_objects", {}).get(appearance, info.get("edited_object_id", BALL)))
 
 
 def _view_files(root: Path, folder: str, split: str, suffix: str) -> List[Path]:

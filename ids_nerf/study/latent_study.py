@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from ids_nerf.core.defaults import EDIT_STEPS_2D, GUIDANCE_SCALE, LR_2D
+from ids_nerf.errors import UserError
 from ids_nerf.evaluation.metrics import psnr
 from ids_nerf.guidance.exact import ExactScoreGuidance, load_exact_score
 from ids_nerf.image_editing.latent_edit import LatentEditSettings, edit_latent
@@ -66,16 +67,20 @@ class StudyScene:
     source: torch.Tensor
     target: torch.Tensor
     edited_object: torch.Tensor
+    appearance: str = "edited"
+    """The target appearance (its caption is the target prompt)."""
 
     @classmethod
-    def load(cls, scene: Path, views: int) -> "StudyScene":
-        from ids_nerf.scenes.edit_scene import appearance_images, mask_images
+    def load(cls, scene: Path, views: int, appearance: str = "edited") -> "StudyScene":
+        from ids_nerf.scenes.edit_scene import appearance_images, edited_object, mask_images, read_scene_info
 
         def images(appearance):
             return torch.stack([read_rgb_on_white(p) for p in appearance_images(scene, appearance, "train")[:views]])
 
         masks = torch.stack([torch.from_numpy(np.array(Image.open(p))) for p in mask_images(scene, "train")[:views]])
-        return cls(load_exact_score(f"exact:{scene}"), images("source"), images("edited"), masks == 2)
+        edited_id = edited_object(read_scene_info(scene), appearance)
+        model = load_exact_score(f"exact:{scene}")
+        return cls(model, images("source"), images(appearance), masks == edited_id, appearance)
 
     def ground_truth_identity(self) -> float:
         """Identity PSNR of the ground-truth edit itself: the ceiling of the identity column (the
@@ -97,7 +102,7 @@ def edit_views(data: StudyScene, setting: Setting, seed: int, steps: int, lr: fl
         fpr_jacobian=setting.fpr_jacobian,
     )
     cond_src = model.embed_prompt("source").expand(views)
-    cond_trg = model.embed_prompt("edited").expand(views)
+    cond_trg = model.embed_prompt(data.appearance).expand(views)
     z_trg, _ = edit_latent(model, model.encode(data.source), cond_src, cond_trg, edit, generator)
     result = model.decode(z_trg)
     return {
@@ -222,15 +227,42 @@ class Study:
     fpr_scales: List[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])
     guidance_scales: List[float] = field(default_factory=lambda: [1.0, GUIDANCE_SCALE])
     fpr_jacobians: List[str] = field(default_factory=lambda: ["full", "identity"])
+    target_appearance: str = "edited"
+    """The edit: edited (the red ball turns blue) or striped-box (yellow stripes on the box beside the ball;
+    the fresh scene then has the 3D study's appearances: source, edited, striped-box)."""
     """full: the paper's FPR (gradient through the score); identity: the Jacobian-free variant."""
 
+    def arguments(self) -> str:
+        """The flags that differ from the defaults, for the report's regenerate line."""
+        defaults, flags = Study(), []
+        for name in ("out", "seeds", "views", "steps", "lr", "fpr_steps", "fpr_scales", "guidance_scales"):
+            value = getattr(self, name)
+            if value != getattr(defaults, name):
+                shown = (
+                    " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+                    if isinstance(value, list)
+                    else value
+                )
+                flags.append(f"--{name.replace('_', '-')} {shown}")
+        for name in ("fpr_jacobians", "target_appearance"):
+            value = getattr(self, name)
+            if value != getattr(defaults, name):
+                flags.append(f"--{name.replace('_', '-')} {' '.join(value) if isinstance(value, list) else value}")
+        return "".join(f" {flag}" for flag in flags)
+
     def main(self) -> Path:
+        if self.target_appearance not in EDITS_2D:
+            raise UserError(f"--target-appearance must be one of {', '.join(EDITS_2D)}, not {self.target_appearance!r}")
         from ids_nerf.scenes.edit_scene import write_edit_scene
+        from ids_nerf.study.nerf_grid import SCENE_APPEARANCES
 
         start = time.time()
         with tempfile.TemporaryDirectory() as tmp:
-            scene = self.scene or write_edit_scene(Path(tmp) / "scene", size=32, views=24, seed=0)
-            data = StudyScene.load(scene, self.views)
+            appearances = ("source", "edited", "golden") if self.target_appearance == "edited" else SCENE_APPEARANCES
+            scene = self.scene or write_edit_scene(
+                Path(tmp) / "scene", size=32, views=24, seed=0, appearances=appearances
+            )
+            data = StudyScene.load(scene, self.views, self.target_appearance)
             results = run_study(
                 data,
                 self.seeds,
@@ -252,6 +284,9 @@ class Study:
             steps=self.steps,
             lr=self.lr,
             scene=self.scene or "a fresh `make-scene --size 32 --views 24 --seed 0`",
+            edit=EDITS_2D[self.target_appearance][0],
+            arguments=self.arguments(),
+            object=EDITS_2D[self.target_appearance][1],
         )
         self.out.parent.mkdir(parents=True, exist_ok=True)
         partial = self.out.with_suffix(".md.partial")
@@ -261,22 +296,28 @@ class Study:
         return self.out
 
 
+EDITS_2D = {
+    "edited": ("turns the red ball blue", "ball"),
+    "striped-box": ("paints yellow stripes on the green box beside the ball", "box"),
+}
+"""Target appearance -> (what the edit does, the edited object), for the report's words."""
+
 REPORT = """# Results: IDS against DDS with the exact-score model
 
-Regenerate with `ids-nerf study` (took {seconds:.0f} s on this machine's CPU).
+Regenerate with `ids-nerf study{arguments}` (took {seconds:.0f} s on this machine's CPU).
 
 ## Setup
 
-- Scene: {scene}; the edit turns the red ball blue; everything else must stay.
-- Score model: the exact-score model (`exact:SCENE`, pixel codec, SD 1.x noise schedule), whose sets
-  are the scene's 24 source and 24 edited training views; prompts are the two captions.
+- Scene: {scene}; the edit {edit}; everything else must stay.
+- Score model: the exact-score model (`exact:SCENE`, pixel codec, SD 1.x noise schedule), one set
+  per appearance of the scene (its 24 training views each); prompts are the captions.
 - Each run edits {views} training views directly in pixel space, as the official 2D code edits a latent:
   {steps} SGD steps at lr {lr}, loss `2000 * sum(z * direction) / (h * w)`, t uniform in [50, 948].
   {seeds} seeds per setting (timesteps and noise); mean ± standard deviation over seeds.
-- target PSNR (object): the result against the ground-truth edit inside the ball's mask.
-  identity PSNR (background): the result against the source outside the ball's mask. The ground-truth
-  edit itself scores {ceiling:.2f} dB there (the anti-aliased border of the ball lies outside its
-  mask), so that is the ceiling of this column.
+- target PSNR (object): the result against the ground-truth edit inside the {object}'s mask.
+  identity PSNR (background): the result against the source outside the {object}'s mask. The ground-truth
+  edit itself scores {ceiling:.2f} dB there (inf: identical; a colour change also reaches the anti-aliased
+  border of the {object}, which lies outside its mask), so that is the ceiling of this column.
 
 ## Table
 

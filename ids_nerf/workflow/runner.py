@@ -40,10 +40,15 @@ Progress = Optional[Callable[[int, int], None]]
 
 
 def run_ns_train(
-    args: Sequence[str], log: Path, env: Optional[Dict[str, str]] = None, progress: Progress = None
+    args: Sequence[str],
+    log: Path,
+    env: Optional[Dict[str, str]] = None,
+    progress: Progress = None,
+    launcher: Optional[Sequence[str]] = None,
 ) -> None:
     """Run ``ns-train args``, its whole output going to ``log``; ``progress(step, steps)`` is called for each
-    step line it prints (see :data:`PROGRESS_ARGS`). A failure raises with the log's telling line."""
+    step line it prints (see :data:`PROGRESS_ARGS`). A failure raises with the log's telling line.
+    ``launcher`` replaces the command that starts ns-train (default :func:`ns_train`)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     steps = _max_iterations(args)
     # lines as they come, and every warning: the log is the full record
@@ -51,7 +56,11 @@ def run_ns_train(
     with (
         open(log, "w") as out,
         subprocess.Popen(
-            [*ns_train(), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=child_env, text=True
+            [*(launcher or ns_train()), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=child_env,
+            text=True,
         ) as child,
     ):
         for line in child.stdout:

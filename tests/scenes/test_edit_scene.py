@@ -216,3 +216,32 @@ def test_make_scene_command(tmp_path, capsys):
     with pytest.raises(UserError, match="--views"):
         MakeScene(tmp_path / "none", views=0).main()
     assert not (tmp_path / "none").exists()
+
+
+def test_the_striped_box_changes_the_box_alone_and_only_when_asked(tmp_path, scene):
+    striped = write_edit_scene(tmp_path / "striped", size=SIZE, views=VIEWS, seed=3, appearances=["striped-box"])
+    info = read_scene_info(striped)
+    assert list(info["appearances"]) == ["source", "striped-box"]
+    assert info["edited_objects"] == {"striped-box": 3}
+    assert "striped-box" not in read_scene_info(scene)["appearances"]  # the default set stays as it was
+    # the source views are the default scene's, byte for byte: sources trained on either are the same
+    assert (striped / "train" / "r_0.png").read_bytes() == (scene / "train" / "r_0.png").read_bytes()
+    changed = 0
+    for source, target, mask in zip(
+        appearance_images(striped, "source"), appearance_images(striped, "striped-box"), mask_images(striped)
+    ):
+        differs = (rgba(source) != rgba(target)).any(-1)
+        ids = np.asarray(Image.open(mask))
+        # colours are 2x2 supersampled, masks are not: a changed pixel is a box pixel or borders one
+        near_box = np.zeros_like(differs)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                near_box |= np.roll(ids == 3, (dy, dx), axis=(0, 1))
+        assert not (differs & ~near_box).any()
+        changed += differs.sum()
+    assert changed > 20  # the stripes are visible, not sub-pixel
+
+
+def test_an_unknown_appearance_is_one_line(tmp_path):
+    with pytest.raises(UserError, match="unknown appearance.*plaid"):
+        write_edit_scene(tmp_path / "x", size=SIZE, views=2, appearances=["plaid"])

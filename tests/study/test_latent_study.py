@@ -40,3 +40,14 @@ def test_study_command_writes_the_report(tmp_path):
     assert "| IDS, J = I | 1 | 0.1 | 7.5 |" in text
     assert "± " in text and "IDS beats DDS on both in" in text and "Jacobian-free FPR" in text
     assert "ids-nerf study" in text
+
+
+def test_the_study_edits_the_striped_box_when_asked(tmp_path):
+    out = tmp_path / "results.md"
+    args = ["study", "--out", str(out), "--seeds", "1", "--views", "2", "--steps", "2", "--fpr-steps", "0", "1"]
+    args += ["--fpr-scales", "0.1", "--guidance-scales", "7.5", "--fpr-jacobians", "full"]
+    assert main([*args, "--target-appearance", "striped-box"]) == 0
+    text = out.read_text()
+    assert "paints yellow stripes on the green box" in text and "inside the box's mask" in text
+    assert "| DDS | 0 | - | 7.5 |" in text
+    assert main([*args, "--target-appearance", "plaid"]) == 2
