@@ -15,6 +15,7 @@ def _subcommands() -> dict:
     from ids_nerf.cli.make_scene import MakeScene
     from ids_nerf.cli.make_tiny_sd import MakeTinySD
     from ids_nerf.cli.run_edits import RunEdits
+    from ids_nerf.cli.scene_bounds import SceneBounds
     from ids_nerf.demo import Demo
     from ids_nerf.evaluation.evaluate import EvalRuns
     from ids_nerf.image_editing import EditImageConfig
@@ -26,6 +27,7 @@ def _subcommands() -> dict:
         "run": RunEdits,
         "eval": EvalRuns,
         "compare": CompareRuns,
+        "scene-bounds": SceneBounds,
         "edit-image": EditImageConfig,
         "study": Study,
         "make-scene": MakeScene,
