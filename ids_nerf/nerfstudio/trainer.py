@@ -95,6 +95,11 @@ class IDSEditTrainer(Trainer):
             check_same_edit(source, self.config, source_config.parent)
             self.config.edit_chain = list(getattr(source, "edit_chain", []))
         else:
+            if is_edit_run(source) and not edit_differences(source, self.config):
+                CONSOLE.print(  # the resume command plus --edit-again: say which one this is
+                    f"[bold yellow]Note: --edit-again True starts a new edit of the scene edited by "
+                    f"'{source_config.parent}' with that run's own method and prompts; without it, it would be resumed."
+                )
             last_step = int(self._checkpoint_path.stem.split("-")[1])
             self.config.edit_chain = [
                 *getattr(source, "edit_chain", []),
@@ -207,20 +212,26 @@ def describe_chain(chain: List[Dict[str, Any]]) -> str:
     return " -> ".join(parts)
 
 
-def check_same_edit(saved: Any, edit: TrainerConfig, run_dir: Path) -> None:
-    """A resume must repeat the saved edit: its method and both prompts. Otherwise the user meant either
-    the saved edit (resume with its settings) or a new edit of its result (--edit-again True); say both."""
+def edit_differences(saved: Any, edit: TrainerConfig) -> List[str]:
+    """What differs between a saved edit run and this edit: its method and prompts, one phrase each."""
     ours, theirs = edit.pipeline, saved.pipeline
     differing = (
         [] if edit.method_name == saved.method_name else [f"method {edit.method_name} (saved: {saved.method_name})"]
     )
     for name in ("source_prompt", "target_prompt"):
         if getattr(ours, name).strip() != getattr(theirs, name).strip():
-            differing.append(
-                f"--pipeline.{name.replace('_', '-')} {getattr(ours, name)!r} (saved: {getattr(theirs, name)!r})"
-            )
+            flag = f"--pipeline.{name.replace('_', '-')}"
+            differing.append(f"{flag} {getattr(ours, name)!r} (saved: {getattr(theirs, name)!r})")
+    return differing
+
+
+def check_same_edit(saved: Any, edit: TrainerConfig, run_dir: Path) -> None:
+    """A resume must repeat the saved edit: its method and both prompts. Otherwise the user meant either
+    the saved edit (resume with its settings) or a new edit of its result (--edit-again True); say both."""
+    differing = edit_differences(saved, edit)
     if not differing:
         return
+    theirs = saved.pipeline
     resume = (
         f"ns-train {saved.method_name} --pipeline.source-prompt {shlex.quote(theirs.source_prompt)} "
         f"--pipeline.target-prompt {shlex.quote(theirs.target_prompt)}"
