@@ -7,7 +7,6 @@ import yaml
 from ids_nerf.nerfstudio.checkpoints import load_checkpoint
 from tests.nerfstudio.conftest import checked, edit_command, edit_trainer, fresh_splat_checkpoint, run
 
-pytestmark = pytest.mark.slow
 SECOND = ["--pipeline.source-prompt", "a blue ball and a green box", "--pipeline.target-prompt", "a gold ball"]
 
 
@@ -29,6 +28,7 @@ def _one_error(result):
     return errors[0]
 
 
+@pytest.mark.slow
 def test_editing_the_edited_scene_again_records_the_chain(edit_run, source_run, workspace, ns_env, tiny_sd_dir):
     command = edit_command(workspace, timestamp="again", load_dir=edit_run / "nerfstudio_models", model=tiny_sd_dir)
     result = checked(run(_with(command, [*SECOND, "--edit-again", "True"]), ns_env))
@@ -53,6 +53,7 @@ def test_editing_the_edited_scene_again_records_the_chain(edit_run, source_run, 
     assert int(second["source_model_step"]) == int(first["source_model_step"])  # still the source training's
 
 
+@pytest.mark.slow
 def test_a_resume_with_other_prompts_or_method_is_refused(edit_run, workspace, ns_env, tiny_sd_dir):
     command = edit_command(
         workspace, timestamp="bad-resume", load_dir=edit_run / "nerfstudio_models", model=tiny_sd_dir
@@ -66,6 +67,7 @@ def test_a_resume_with_other_prompts_or_method_is_refused(edit_run, workspace, n
     assert "method dds-edit (saved: ids-edit)" in _one_error(run(other, ns_env))
 
 
+@pytest.mark.slow
 def test_a_splat_edit_of_an_edited_splat_scene(workspace, ns_env, tiny_sd_dir, tmp_path):
     from tests.gsplat_cpu import use_cpu_rasterizer
 
@@ -103,3 +105,37 @@ def test_a_splat_edit_of_an_edited_splat_scene(workspace, ns_env, tiny_sd_dir, t
     before = first.pipeline.source_latents
     assert before.shape == second.pipeline.source_latents.shape
     assert not torch.equal(before, second.pipeline.source_latents.to(before.device))
+
+
+def _saved(method="ids-edit", source="a red ball", target="a blue ball"):
+    from types import SimpleNamespace
+
+    from ids_nerf.nerfstudio.pipeline import IDSEditPipelineConfig
+
+    pipeline = IDSEditPipelineConfig(source_prompt=source, target_prompt=target)
+    return SimpleNamespace(method_name=method, pipeline=pipeline, edit_chain=[])
+
+
+def test_a_resume_must_repeat_method_and_prompts():
+    from pathlib import Path
+
+    from ids_nerf.errors import UserError
+    from ids_nerf.nerfstudio.trainer import chain_link, check_same_edit, describe_chain, edit_differences
+
+    saved = _saved()
+    check_same_edit(saved, _saved(), Path("run"))
+    assert edit_differences(saved, _saved("dds-edit")) == ["method dds-edit (saved: ids-edit)"]
+    with pytest.raises(UserError, match="to resume it use ns-train ids-edit --pipeline.source-prompt 'a red ball'"):
+        check_same_edit(saved, _saved(target="a gold ball"), Path("run"))
+    link = chain_link(saved, Path("runs/edit"), last_step=119)
+    assert link == {
+        "run": "runs/edit",
+        "method": "ids-edit",
+        "steps": 120,
+        "source_prompt": "a red ball",
+        "target_prompt": "a blue ball",
+    }
+    source = {"run": "runs/src", "method": "nerfacto", "steps": 600}
+    assert (
+        describe_chain([source, link]) == "nerfacto (600 steps) -> ids-edit 'a red ball' -> 'a blue ball' (120 steps)"
+    )
