@@ -55,6 +55,11 @@ def _train(trainer, steps, frozen):
 
 
 def _trainer(kind, workspace, tiny_sd_dir, source_run, tmp_path):
+    from nerfstudio.utils import writer
+
+    # nerfstudio keeps its event writers in a module global: a stopped run's (its folder removed) must not
+    # be written to by the next run of this process
+    writer.EVENT_WRITERS.clear()
     if kind == "nerfacto":
         return edit_trainer(
             "ids-edit", workspace, tiny_sd_dir, source_run / "nerfstudio_models", tmp_path / "out", stale_check_steps=2
