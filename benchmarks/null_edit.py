@@ -69,6 +69,7 @@ def build_trainer(source_run: Path, scene: Path, overrides: dict, out: Path, tar
     config.pipeline.diffusion_model = f"exact:{scene}"
     config.pipeline.fpr_scale = 0.1  # the demo's
     config.pipeline.log_images_every = 0
+    config.pipeline.stale_check_steps = 0  # a null edit is meant to change nothing
     for key, value in overrides.items():
         if key.startswith("pipeline."):
             setattr(config.pipeline, key.split(".", 1)[1], value)

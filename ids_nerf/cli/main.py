@@ -16,6 +16,7 @@ def _subcommands() -> dict:
     from ids_nerf.cli.make_tiny_sd import MakeTinySD
     from ids_nerf.cli.preview import Preview
     from ids_nerf.cli.run_edits import RunEdits
+    from ids_nerf.cli.scene_bounds import SceneBounds
     from ids_nerf.demo import Demo
     from ids_nerf.evaluation.evaluate import EvalRuns
     from ids_nerf.image_editing import EditImageConfig
@@ -29,6 +30,7 @@ def _subcommands() -> dict:
         "eval": EvalRuns,
         "compare": CompareRuns,
         "preview": Preview,
+        "scene-bounds": SceneBounds,
         "edit-image": EditImageConfig,
         "study": Study,
         "study-3d": NerfStudy,

@@ -27,7 +27,9 @@ from ids_nerf.errors import UserError
 from ids_nerf.guidance import DEFAULT_MODEL, ScoreModel, load_guidance
 from ids_nerf.images import fit_short_side
 from ids_nerf.nerfstudio.edit_panel import EditPanel
+from ids_nerf.nerfstudio.region import EditRegion, check_region, limit_field_to_region
 from ids_nerf.nerfstudio.rendering import camera_rays, render_with_backprop
+from ids_nerf.nerfstudio.stale import StaleEditWatch
 
 
 @dataclass
@@ -91,6 +93,21 @@ class IDSEditPipelineConfig(VanillaPipelineConfig):
     """Log the strip source | render | one-step target estimate every this many steps (0: never)."""
     max_consecutive_nonfinite: int = 10
     """Stop the edit when this many steps in a row give a non-finite loss (each one is skipped)."""
+    stale_check_steps: int = 50
+    """Stop the edit, with one line saying what to check, when after this many steps no render has moved
+    from the same view's first render of the run by --pipeline.stale-threshold: a stale optimizer, frozen
+    parameters or a zero gradient would otherwise finish silently with the source scene. 0: no check.
+    With the default hold of 2 steps a view is compared after one update; 50 steps cost seconds on a GPU."""
+    stale_threshold: float = 0.002
+    """Smallest largest-pixel change (RGB in [0, 1]) that counts as moved: half an 8-bit grey level, so a
+    change no saved image could show. A working edit moves some pixel by more within a few steps; an edit
+    that changes nothing moves none at all (renders are deterministic, see --pipeline.deterministic-sampling;
+    with sampling jitter the check cannot tell the two apart)."""
+    edit_region: Optional[Tuple[float, float, float, float, float, float]] = None
+    """Only this axis-aligned box may change: X0 Y0 Z0 X1 Y1 Z1, its lower and upper corner in the
+    dataparser's world coordinates (the cameras' and the scene box's; `ids-nerf scene-bounds --config
+    RUN/config.yml` prints them). Gradients from outside the box are cut: nerfacto's ray samples outside
+    it, splatfacto's Gaussians whose centre is outside it. Default: the whole scene."""
     seed: int = 0
     """Seed of the view order, timesteps and noise."""
 
@@ -115,6 +132,9 @@ def validate_edit_config(config: IDSEditPipelineConfig) -> None:
         raise UserError(
             "need --pipeline.fpr-steps >= 0, --pipeline.view-hold-steps >= 1, --pipeline.render-chunk-rays >= 1"
         )
+    check_region(config.edit_region)
+    if config.stale_check_steps < 0 or config.stale_threshold < 0:
+        raise UserError("need --pipeline.stale-check-steps >= 0 and --pipeline.stale-threshold >= 0")
     if not 0 <= config.min_step < config.max_step <= 1000:
         raise UserError("need 0 <= --pipeline.min-step < --pipeline.max-step <= 1000")
 
@@ -162,6 +182,9 @@ class IDSEditPipeline(VanillaPipeline):
         self.nonfinite_total = 0
         # the viewer's panel, only while ns-train edits (ns-viewer, ns-render and ns-eval open runs in test mode)
         self.edit_panel = EditPanel(config) if kwargs.get("test_mode", "val") == "val" else None
+        self.stale_watch = StaleEditWatch(config.stale_check_steps, config.stale_threshold)
+        if config.edit_region is not None:
+            self.limit_to_region(config.edit_region)
 
     # ---- set-up ------------------------------------------------------------------------------
     def load_diffusion(self, keep_text_encoder: bool = False) -> ScoreModel:
@@ -212,6 +235,11 @@ class IDSEditPipeline(VanillaPipeline):
         warning = source_fidelity_warning(sum(psnrs) / len(psnrs)) if psnrs else None
         if warning:
             CONSOLE.print(f"[bold yellow]Warning: {warning}", soft_wrap=True)  # one line, however wide
+
+    def limit_to_region(self, region: EditRegion) -> None:
+        """Let only ``region`` change (``region.py``): nerfacto's field passes no gradient from samples
+        outside it. Subclasses limit their own model."""
+        limit_field_to_region(self.model.field, region)
 
     def dataset_image(self, index: int) -> Tensor:
         """``[1, 3, H, W]`` in [0, 1]: training image ``index``, composited on white when it has alpha
@@ -308,6 +336,9 @@ class IDSEditPipeline(VanillaPipeline):
         clock = _StepClock(self.device)
         rendered, backprop = self.render_for_edit(index, render_seed)
         clock.lap("render")
+        stale = self.stale_watch.observe(step, index, rendered)
+        if stale:
+            raise UserError(stale)
         image = rendered.detach().requires_grad_(True)
         with torch.enable_grad():
             z_trg = self.encode(image)

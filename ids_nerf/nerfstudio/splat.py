@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ids_nerf.errors import UserError
 from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, IDSEditPipelineConfig
+from ids_nerf.nerfstudio.region import EditRegion, zero_gradient_outside
 
 GAUSSIAN_PREFIX = "gauss_params."
 """State-dict entries whose first dimension is the number of Gaussians, which a checkpoint sets."""
@@ -121,9 +122,14 @@ class IDSSplatEditPipeline(IDSEditPipeline):
         def backprop(grad_image: Tensor) -> Tensor:
             if image.requires_grad:
                 image.backward(grad_image)
+                if self.config.edit_region is not None:
+                    zero_gradient_outside(self.model.gauss_params, self.model.means, self.config.edit_region)
             return grad_image.new_zeros(())
 
         return image, backprop
+
+    def limit_to_region(self, region: EditRegion) -> None:
+        """Nothing to install: ``backprop`` zeroes the gradient of the Gaussians outside the region."""
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes):
         """splatfacto's schedules, fixed where a loaded model renders.

@@ -13,13 +13,15 @@ What it changes, and why:
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Type
+from typing import Any, Callable, Dict, List, Literal, Optional, Type
 
 import torch
+import tyro
 import yaml
 from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
@@ -28,7 +30,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from ids_nerf.errors import UserError, report
 from ids_nerf.nerfstudio.checkpoints import latest_checkpoint, load_checkpoint, model_state
 from ids_nerf.nerfstudio.optimizers import sgd_groups
-from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, validate_edit_config
+from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, IDSEditPipelineConfig, validate_edit_config
 
 
 @dataclass
@@ -48,6 +50,14 @@ class IDSEditTrainerConfig(TrainerConfig):
     10 gives 0.01 on nerfacto's fields. Plain SGD at 0.1 diverged in a null edit (docs/results-nerf.md)."""
     sgd_momentum: float = 0.0
     """With --edit-optimizer sgd: heavy-ball momentum in [0, 1)."""
+    edit_again: bool = False
+    """With --load-dir of an edit run: start a new edit of the edited scene (its renders become the stored
+    source latents, its optimizers and step start fresh) instead of resuming that run. Off, --load-dir of an
+    edit run resumes it, and the method and prompts must be the run's."""
+    edit_chain: tyro.conf.Suppress[List[Dict[str, Any]]] = field(default_factory=list)
+    """The runs this edit's source came from, oldest first, as the edit records them (not a command-line
+    setting): each link's run folder, method, steps and, for an edit, its prompts. Empty: no --load-dir
+    config.yml was found."""
 
     def __post_init__(self) -> None:
         # Refuse several devices here, while parsing the command line: inside the processes that
@@ -83,16 +93,36 @@ class IDSEditTrainer(Trainer):
 
     # ---- start ---------------------------------------------------------------------------------
     def _check_and_adopt_source(self) -> None:
-        """Fail on bad input before anything heavy is built; adopt the source run's model config."""
+        """Fail on bad input before anything heavy is built; decide between a new edit and a resume;
+        adopt the source run's model config."""
         self._checkpoint_path = latest_checkpoint(self.config.load_dir, self.config.load_step)
         validate_edit_config(self.config.pipeline)
+        self._resumed: Optional[bool] = None  # unknown without a config.yml: the checkpoint tells
         source_config = self._checkpoint_path.parent.parent / "config.yml"
         if not source_config.is_file():
             return
         source = yaml.load(source_config.read_text(), Loader=yaml.Loader)
+        self._resumed = is_edit_run(source) and not self.config.edit_again
+        if self._resumed:
+            check_same_edit(source, self.config, source_config.parent)
+            self.config.edit_chain = list(getattr(source, "edit_chain", []))
+        else:
+            if is_edit_run(source) and not edit_differences(source, self.config):
+                CONSOLE.print(  # the resume command plus --edit-again: say which one this is
+                    f"[bold yellow]Note: --edit-again True starts a new edit of the scene edited by "
+                    f"'{source_config.parent}' with that run's own method and prompts; without it, it would be resumed."
+                )
+            last_step = int(self._checkpoint_path.stem.split("-")[1])
+            self.config.edit_chain = [
+                *getattr(source, "edit_chain", []),
+                chain_link(source, source_config.parent, last_step),
+            ]
         check_same_dataparser(source, self.config, source_config)
-        if not self.config.use_source_model_config:
-            return
+        if self.config.use_source_model_config:
+            self._adopt_model(source, source_config)
+        self.config.save_config()  # the edited run's config.yml: this very model, and the chain
+
+    def _adopt_model(self, source: TrainerConfig, source_config: Path) -> None:
         model = getattr(getattr(source, "pipeline", None), "model", None)
         expected = type(self.config.pipeline.model)
         if not isinstance(model, expected):
@@ -106,12 +136,13 @@ class IDSEditTrainer(Trainer):
             # with the stored source renders and with images composited on white, so render on white
             model.background_color = "white"
         self.config.pipeline.model = model
-        self.config.save_config()  # the edited run's config.yml must rebuild this very model
 
     def _load_checkpoint(self) -> None:
         state = load_checkpoint(self._checkpoint_path)
         pipeline_state = state["pipeline"]
-        self._resumed = any(k.endswith("source_latents") for k in pipeline_state)
+        if self._resumed is None:
+            has_latents = any(k.endswith("source_latents") for k in pipeline_state)
+            self._resumed = has_latents and not self.config.edit_again
         if self._resumed:
             self.pipeline.load_pipeline(pipeline_state, state["step"])
             # a model may replace its parameters while loading (splatfacto resizes to the checkpoint's
@@ -132,12 +163,16 @@ class IDSEditTrainer(Trainer):
             )
         self.pipeline.model.load_state_dict(weights)
         self.optimizers = self.setup_optimizers()  # on the loaded parameters (see above)
-        self.pipeline.source_model_step.fill_(int(state["step"]))
-        self.pipeline.model.update_to_step(state["step"])
+        # an edited source is still the model of the first source's training: keep that run's step
+        source_step = int(pipeline_state.get("source_model_step", state["step"]))
+        self.pipeline.source_model_step.fill_(source_step)
+        self.pipeline.model.update_to_step(source_step)
         CONSOLE.print(
             f"Loaded the source model from {self._checkpoint_path} (its step {state['step']}); "
             "the edit starts at step 0"
         )
+        if len(self.config.edit_chain) > 1:
+            CONSOLE.print(f"Editing an edited scene: {describe_chain(self.config.edit_chain)} -> this edit")
 
     def _begin_edit(self) -> None:
         check_same_poses(self.pipeline, self._checkpoint_path.parent.parent / "dataparser_transforms.json")
@@ -181,6 +216,59 @@ class IDSEditTrainer(Trainer):
             self.optimizers.scheduler_step_all(step)
         loss = sum(loss_dict.values(), torch.zeros((), device=self.device))
         return loss, loss_dict, metrics_dict
+
+
+def is_edit_run(config: Any) -> bool:
+    """Whether a run's config is an edit (ids-edit, dds-edit, the splat ones) rather than a trained source."""
+    return isinstance(getattr(config, "pipeline", None), IDSEditPipelineConfig)
+
+
+def chain_link(config: Any, run_dir: Path, last_step: int) -> Dict[str, Any]:
+    """One link of an edit chain: the run folder, its method, its steps and, for an edit, its prompts."""
+    link: Dict[str, Any] = {"run": str(run_dir), "method": getattr(config, "method_name", None), "steps": last_step + 1}
+    if is_edit_run(config):
+        link["source_prompt"] = config.pipeline.source_prompt
+        link["target_prompt"] = config.pipeline.target_prompt
+    return link
+
+
+def describe_chain(chain: List[Dict[str, Any]]) -> str:
+    """``nerfacto (600 steps) -> ids-edit 'a' -> 'b' (120 steps) -> ...``, for the console."""
+    parts = []
+    for link in chain:
+        prompts = f" '{link['source_prompt']}' -> '{link['target_prompt']}'" if "target_prompt" in link else ""
+        parts.append(f"{link['method']}{prompts} ({link['steps']} steps)")
+    return " -> ".join(parts)
+
+
+def edit_differences(saved: Any, edit: TrainerConfig) -> List[str]:
+    """What differs between a saved edit run and this edit: its method and prompts, one phrase each."""
+    ours, theirs = edit.pipeline, saved.pipeline
+    differing = (
+        [] if edit.method_name == saved.method_name else [f"method {edit.method_name} (saved: {saved.method_name})"]
+    )
+    for name in ("source_prompt", "target_prompt"):
+        if getattr(ours, name).strip() != getattr(theirs, name).strip():
+            flag = f"--pipeline.{name.replace('_', '-')}"
+            differing.append(f"{flag} {getattr(ours, name)!r} (saved: {getattr(theirs, name)!r})")
+    return differing
+
+
+def check_same_edit(saved: Any, edit: TrainerConfig, run_dir: Path) -> None:
+    """A resume must repeat the saved edit: its method and both prompts. Otherwise the user meant either
+    the saved edit (resume with its settings) or a new edit of its result (--edit-again True); say both."""
+    differing = edit_differences(saved, edit)
+    if not differing:
+        return
+    theirs = saved.pipeline
+    resume = (
+        f"ns-train {saved.method_name} --pipeline.source-prompt {shlex.quote(theirs.source_prompt)} "
+        f"--pipeline.target-prompt {shlex.quote(theirs.target_prompt)}"
+    )
+    raise UserError(
+        f"--load-dir holds the edit run '{run_dir}', which a resume repeats, but this one differs: "
+        f"{'; '.join(differing)}; to resume it use {resume}, to edit the edited scene again add --edit-again True"
+    )
 
 
 DATAPARSER_FIELDS_ANY = {"_target", "data"}

@@ -92,9 +92,9 @@ def edit_run(workspace, source_run, ns_env, tiny_sd_dir):
     return workspace / "out" / "scene" / "ids-edit" / "edit"
 
 
-def edit_trainer(method, workspace, model_dir, load_dir, out, model=None, **pipeline):
+def edit_trainer(method, workspace, model_dir, load_dir, out, model=None, trainer=None, **pipeline):
     """An ``ids-edit``-family trainer set up in-process on the test scene (what ``ns-train method`` builds),
-    with ``pipeline`` and ``model`` settings overridden; the run goes to ``out``."""
+    with ``pipeline``, ``model`` and ``trainer`` settings overridden; the run goes to ``out``."""
     import copy
 
     from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
@@ -112,8 +112,30 @@ def edit_trainer(method, workspace, model_dir, load_dir, out, model=None, **pipe
         setattr(config.pipeline, key, value)
     for key, value in (model or {}).items():
         setattr(config.pipeline.model, key, value)
+    for key, value in (trainer or {}).items():
+        setattr(config, key, value)
     config.set_timestamp()
     config.save_config()
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    return trainer
+    built = config.setup(local_rank=0, world_size=1)
+    built.setup()
+    return built
+
+
+def fresh_splat_checkpoint(workspace, folder, gaussians=300):
+    """``folder/nerfstudio_models`` with the checkpoint of a fresh splatfacto (``gaussians`` random Gaussians
+    inside the test scene) at step 2999: a splat source without training one."""
+    import torch
+    from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
+    from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+    from nerfstudio.models.splatfacto import SplatfactoModelConfig
+    from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
+
+    pipeline = VanillaPipelineConfig(
+        datamanager=FullImageDatamanagerConfig(dataparser=BlenderDataParserConfig(data=workspace / "scene")),
+        model=SplatfactoModelConfig(num_random=gaussians, random_scale=1.0),
+    ).setup(device="cpu", test_mode="val")
+    models = folder / "nerfstudio_models"
+    models.mkdir(parents=True)
+    state = {f"_model.{k}": v for k, v in pipeline.model.state_dict().items()}
+    torch.save({"step": 2999, "pipeline": state, "optimizers": {}, "schedulers": {}}, models / "step-000002999.ckpt")
+    return models
