@@ -85,7 +85,9 @@ def module_gib(module, bytes_per_value: Optional[int] = None) -> float:
 def write_json(name: str, payload: dict) -> Path:
     path = RESULTS / f"full_size_{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": _commit(), **payload}
+    # the load average says how shared this machine was: times scale with it, FLOPs and memory do not
+    load = [round(x, 1) for x in os.getloadavg()]
+    payload = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": _commit(), "load_average": load, **payload}
     path.write_text(json.dumps(payload, indent=2))
     print(f"JSON: {path}")
     return path
@@ -353,6 +355,7 @@ def run_chunks(args) -> dict:
             raise RuntimeError(f"chunk {chunk} failed:\n{done.stderr[-3000:]}")
         row = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append(row)
+        write_json("chunks", {"size": args.size, "log2_hashmap_size": args.log2_hashmap_size, "rows": rows})
         print(
             f"chunk {row['chunk']:5} rays, {row['chunks_run']:3} chunks of a {row['view']}-wide view: "
             f"backward peak {row['backward_peak_above_gib']:.3f} GiB above start, render peak "
@@ -510,15 +513,16 @@ def project(guidance: dict, chunks: Optional[dict], chunk_rays: int = 4096) -> d
     out = {"gpu_peak_tflops": GPU_PEAK_TFLOPS, "time_ms": {}}
     for name, case in guidance["cases"].items():
         tflop = sum(case["tflop"].values())
-        out["time_ms"][name] = round(1000 * tflop / GPU_PEAK_TFLOPS, 2)
+        out["time_ms"][name] = 1000 * tflop / GPU_PEAK_TFLOPS
     ids = next(c for n, c in guidance["cases"].items() if n.startswith("IDS"))
     weights = sum(guidance["params"].values()) * 2 / GIB
     act_guidance = ids["peak_above_before_gib"] / 2 if guidance["precision"] == "fp32" else ids["peak_above_before_gib"]
     memory = {"weights_fp16": round(weights, 3), "guidance_activations_fp16": round(act_guidance, 3)}
     if chunks:
-        row = next((r for r in chunks["rows"] if r["chunk"] == chunk_rays), chunks["rows"][-1])
-        memory["nerf_chunk_activations"] = round(row["backward_peak_above_gib"], 3)
-        memory["nerf_state"] = round(row["nerf_params"] * 4 * 4 / GIB, 3)
+        peak, measured = chunk_peak(chunks["rows"], chunk_rays)
+        memory["nerf_chunk_activations"] = round(peak, 3)
+        memory["nerf_chunk_measured"] = measured
+        memory["nerf_state"] = round(chunks["rows"][0]["nerf_params"] * 4 * 4 / GIB, 3)
     memory["cuda_context_assumed"] = CUDA_CONTEXT_GIB
     total = weights + max(act_guidance, memory.get("nerf_chunk_activations", 0.0))
     total += memory.get("nerf_state", 0.0) + CUDA_CONTEXT_GIB
@@ -526,6 +530,20 @@ def project(guidance: dict, chunks: Optional[dict], chunk_rays: int = 4096) -> d
     memory["goal"] = GPU_MEMORY_GOAL_GIB
     out["memory_gib"] = memory
     return out
+
+
+def chunk_peak(rows: List[dict], chunk_rays: int) -> tuple:
+    """The deferred backward's peak above its start (GiB) at ``chunk_rays``: measured when a row has that
+    chunk size (second value True), else a least-squares line through the rows (False)."""
+    for row in rows:
+        if row["chunk"] == chunk_rays:
+            return row["backward_peak_above_gib"], True
+    xs, ys = [r["chunk"] for r in rows], [r["backward_peak_above_gib"] for r in rows]
+    if len(rows) == 1:
+        return ys[0] * chunk_rays / xs[0], False
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
+    return mean_y + slope * (chunk_rays - mean_x), False
 
 
 def run_project(args) -> dict:
@@ -536,7 +554,9 @@ def run_project(args) -> dict:
     for name, ms in result["time_ms"].items():
         print(f"projected GPU time, {name}: {ms:.1f} ms at {GPU_PEAK_TFLOPS:.0f} TFLOP/s (100 % of peak: a floor)")
     memory = result["memory_gib"]
-    parts = ", ".join(f"{k} {v:.2f}" for k, v in memory.items() if k not in ("total", "goal"))
+    parts = ", ".join(f"{k} {v:.2f}" for k, v in memory.items() if isinstance(v, float) and k not in ("total", "goal"))
+    if not memory.get("nerf_chunk_measured", True):
+        parts += "; the NeRF chunk's peak extrapolated from the measured chunk sizes"
     print(
         f"projected peak GPU memory, 512x512 fp16 edit: {memory['total']:.2f} GiB ({parts}); goal <= {memory['goal']}"
     )

@@ -42,6 +42,13 @@ def test_guidance_measure_and_projection(tiny_guidance):
     assert memory["total"] == pytest.approx(expected, abs=2e-3)
 
 
+def test_chunk_peak_measured_or_on_the_line():
+    rows = [{"chunk": 512, "backward_peak_above_gib": 1.0}, {"chunk": 1024, "backward_peak_above_gib": 1.5}]
+    assert full_size.chunk_peak(rows, 1024) == (1.5, True)
+    peak, measured = full_size.chunk_peak(rows, 4096)
+    assert not measured and peak == pytest.approx(4.5)  # 1.5 GiB + 3072 rays at 0.5 GiB per 512
+
+
 def test_meta_flop_count_equals_a_real_count(tiny_guidance):
     """Counting on meta tensors gives a real pass's FLOPs. The real pass uses the math attention
     kernel: torch's counter has no formula for the CPU's flash-attention kernel and would miss attention."""
