@@ -41,19 +41,9 @@ def diffusion_folder(model: str, device: str, root: Path) -> Path:
         from ids_nerf.guidance import make_tiny_sd
 
         return make_tiny_sd(folder)
-    from benchmarks.models import sd15_random
+    from benchmarks.models import save_folder, sd15_random
 
-    g = sd15_random("cpu", "fp32")
-    for name in ("unet", "vae", "text_encoder", "tokenizer"):
-        getattr(g, name).save_pretrained(folder / name)
-    from diffusers import DDPMScheduler
-
-    from ids_nerf.core.defaults import SD_BETA_END, SD_BETA_START
-
-    DDPMScheduler(beta_start=SD_BETA_START, beta_end=SD_BETA_END, beta_schedule="scaled_linear").save_pretrained(
-        folder / "scheduler"
-    )
-    return folder
+    return save_folder(sd15_random("cpu", "fp32"), folder)
 
 
 def main() -> None:

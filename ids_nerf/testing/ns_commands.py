@@ -83,12 +83,13 @@ def offline_env(torch_home: Path) -> dict:
     return {**os.environ, "TORCH_HOME": str(torch_home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
-def train_source_nerfacto(scene: Path, output_dir: Path, env: dict, steps: int = 4) -> Path:
+def train_source_nerfacto(scene: Path, output_dir: Path, env: dict, steps: int = 4, *extra: str) -> Path:
     """Train nerfacto on a Blender-format ``scene`` for ``steps`` iterations with the real ``ns-train`` on the CPU.
 
-    The config is cut down for speed (:data:`~ids_nerf.methods.CPU_NERFACTO`, 256 rays a batch);
-    the checkpoint is written once, at the end. ``env`` must hold ``TORCH_HOME`` with an offline AlexNet (see
-    :func:`make_offline_alexnet`). Returns the run folder that holds ``config.yml`` and ``nerfstudio_models/``.
+    The config is cut down for speed (:data:`~ids_nerf.methods.CPU_NERFACTO`, 256 rays a batch); the
+    checkpoint is written once, at the end; ``extra`` flags go after these. ``env`` must hold ``TORCH_HOME``
+    with an offline AlexNet (see :func:`make_offline_alexnet`). Returns the run folder that holds ``config.yml``
+    and ``nerfstudio_models/``.
     """
     if "TORCH_HOME" not in env:
         raise ValueError("env needs TORCH_HOME pointing at a folder made by make_offline_alexnet")
@@ -119,6 +120,7 @@ def train_source_nerfacto(scene: Path, output_dir: Path, env: dict, steps: int =
         "scene",
         "--timestamp",
         "src",
+        *extra,
         "blender-data",
         "--data",
         str(scene),
