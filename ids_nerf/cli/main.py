@@ -15,6 +15,7 @@ def _subcommands() -> dict:
     from ids_nerf.cli.make_scene import MakeScene
     from ids_nerf.cli.make_tiny_sd import MakeTinySD
     from ids_nerf.cli.run_edits import RunEdits
+    from ids_nerf.cli.suite import RunSuite
     from ids_nerf.demo import Demo
     from ids_nerf.evaluation.evaluate import EvalRuns
     from ids_nerf.image_editing import EditImageConfig
@@ -24,6 +25,7 @@ def _subcommands() -> dict:
     return {
         "demo": Demo,
         "run": RunEdits,
+        "suite": RunSuite,
         "eval": EvalRuns,
         "compare": CompareRuns,
         "edit-image": EditImageConfig,
