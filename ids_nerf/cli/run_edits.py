@@ -70,14 +70,14 @@ class RunEdits:
         from ids_nerf.workflow.batch import BatchEdit, absolute, run_batch
         from ids_nerf.workflow.spec import load_spec
 
-        edits, refused = [], []
+        specs, refused = [], []
         for path in self.files:
             try:
-                edits.append(BatchEdit(absolute(load_spec(Path(path))), {"file": str(path)}))
+                specs.append((path, load_spec(Path(path))))
             except UserError as err:  # a bad file is one failed edit; the others still run
                 refused.append({"key": str(path), "name": Path(path).stem, "status": "failed", "error": str(err)})
-        executor = self.batch.make([e.spec.output_dir for e in edits])
-        summary = run_batch(edits, executor, refused)
+        executor = self.batch.make([spec.output_dir for _, spec in specs])
+        summary = run_batch([BatchEdit(absolute(spec), {"file": str(path)}) for path, spec in specs], executor, refused)
         raise_for(summary)
         return summary
 

@@ -61,7 +61,10 @@ class RayExecutor:
         env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
         options: Dict = dict(runtime_env={"env_vars": env}, log_to_driver=False)  # each edit writes its own logs
         if self.address is not None:
-            ray.init(address=self.address, **options)
+            try:
+                ray.init(address=self.address, **options)
+            except ConnectionError as err:
+                raise UserError(f"cannot reach the Ray cluster at {self.address} ({err})") from None
             return
         if self.workers is not None:
             options["num_cpus"] = self.workers * self.cpus_per_edit
