@@ -65,6 +65,7 @@ class RunEdits:
     files: tyro.conf.Positional[List[Path]]
     """Edit files (YAML), e.g. configs/lego-gold.yaml."""
     batch: tyro.conf.OmitArgPrefixes[ExecutorOptions] = field(default_factory=ExecutorOptions)
+    """Where the edits run (--executor, --address, --gpus-per-edit, --cpus-per-edit, --workers)."""
 
     def main(self):
         from ids_nerf.workflow.batch import BatchEdit, absolute, run_batch

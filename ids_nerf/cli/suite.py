@@ -19,6 +19,7 @@ class RunSuite:
     file: tyro.conf.Positional[Path]
     """The suite file (YAML), e.g. suites/synthetic.yaml."""
     batch: tyro.conf.OmitArgPrefixes[ExecutorOptions] = field(default_factory=ExecutorOptions)
+    """Where the edits run (--executor, --address, --gpus-per-edit, --cpus-per-edit, --workers)."""
     dry_run: bool = False
     """List the edits the suite expands into, run nothing."""
 
