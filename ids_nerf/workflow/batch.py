@@ -82,8 +82,11 @@ def read_record(path: Path) -> Optional[dict]:
 
 
 def is_done(edit: BatchEdit) -> bool:
+    """Whether the edit's record says done and its run folder is still there (removing it runs the edit again)."""
     record = read_record(edit.record_path)
-    return record is not None and record.get("status") == DONE
+    if record is None or record.get("status") != DONE:
+        return False
+    return record.get("edit_run") is not None and Path(record["edit_run"]).is_dir()
 
 
 LOG_IN_MESSAGE = re.compile(r"log: (\S+)$")

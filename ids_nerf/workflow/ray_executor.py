@@ -43,6 +43,7 @@ class RayExecutor:
     """Local Ray only: how many edits run at once (Ray gets workers * cpus_per_edit CPUs); None: as many as fit."""
 
     def run(self, edits: Sequence[BatchEdit], on_record: Callable[[dict], None]) -> None:
+        refuse_shared_folders(edits)
         ray = import_ray()
         started_here = not ray.is_initialized()
         if started_here:
@@ -98,6 +99,20 @@ class RayExecutor:
                 ray.cancel(ref)  # KeyboardInterrupt in the task: run_ns_train stops its child, nothing is recorded
             ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_GRACE_S)
             raise
+
+
+def refuse_shared_folders(edits: Sequence[BatchEdit]) -> None:
+    """Two different edits with one name and output_dir would train their source into one folder at the same
+    time (one after the other, as the local executor runs them, the second reuses the first's source)."""
+    seen: Dict[tuple, BatchEdit] = {}
+    for edit in edits:
+        folder = (edit.spec.output_dir, edit.spec.name)
+        if folder in seen:
+            raise UserError(
+                f"two different edits are both named '{edit.spec.name}' in {edit.spec.output_dir}; "
+                "on Ray they would run at once in one folder: rename one"
+            )
+        seen[folder] = edit
 
 
 def _lost(edit: BatchEdit, err: Exception) -> dict:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ids_nerf.cli.main import main
+from ids_nerf.errors import UserError
 from ids_nerf.workflow import runner
 from ids_nerf.workflow.batch import BatchEdit, LocalExecutor, edit_key, run_batch
 from ids_nerf.workflow.runner import EditResult
@@ -40,6 +41,7 @@ def fake_run_spec(monkeypatch, tmp_path):
             raise KeyboardInterrupt
         if "fail" in spec.target_prompt:
             return EditResult(spec.name, error=f"ns-train ids-edit failed (bad flag); log: {tmp_path / 'e.log'}")
+        (tmp_path / spec.name).mkdir(exist_ok=True)
         return EditResult(spec.name, edit_run=tmp_path / spec.name, metrics={"psnr": float(len(spec.name))})
 
     monkeypatch.setattr(runner, "run_spec", run_spec)
@@ -72,6 +74,10 @@ def test_a_rerun_skips_the_done_edits_and_retries_the_failed(tmp_path, fake_run_
     assert fake_run_spec == ["e1"]
     assert summary.line() == "Batch finished: 0 done, 1 skipped (done before), 1 failed"
     assert "e0: done before" in capsys.readouterr().out
+    (tmp_path / "e0").rmdir()  # its run folder removed: the edit runs again
+    fake_run_spec.clear()
+    run_batch(edits(tmp_path, "a blue ball"), LocalExecutor())
+    assert fake_run_spec == ["e0"]
 
 
 def test_ctrl_c_stops_the_batch_and_records_nothing_for_the_interrupted_edit(tmp_path, fake_run_spec):
@@ -118,6 +124,14 @@ def test_run_refuses_what_cannot_work_with_one_line(tmp_path, monkeypatch, capsy
     assert capsys.readouterr().err.strip() == (
         "ids-nerf: error: --executor ray needs Ray: install the extra with pip install 'ids-nerf[ray]'"
     )
+
+
+def test_ray_refuses_two_edits_that_would_share_a_folder(tmp_path):
+    from ids_nerf.workflow.ray_executor import RayExecutor
+
+    same_name = [BatchEdit(spec(tmp_path, target=t)) for t in ("a blue ball", "a green ball")]
+    with pytest.raises(UserError, match="two different edits are both named 'ball'"):
+        RayExecutor().run(same_name, print)
 
 
 def test_the_local_executor_never_imports_ray():
