@@ -6,6 +6,7 @@ machines must share the output folders (the same path everywhere) and have ids-n
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence
@@ -68,11 +69,11 @@ class RayExecutor:
                 raise UserError(f"cannot reach the Ray cluster at {self.address} ({err})") from None
             return
         if self.workers is not None:
-            options["num_cpus"] = self.workers * self.cpus_per_edit
+            options["num_cpus"] = math.ceil(self.workers * self.cpus_per_edit)
         ray.init(include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **options)
 
     def _gpus(self, resources: Dict[str, float]) -> float:
-        """The GPUs each task claims; refuses a claim no machine of the cluster can meet (it would wait forever)."""
+        """The GPUs each task claims; refuses a claim beyond the cluster's GPUs (the tasks would wait forever)."""
         available = resources.get("GPU", 0)
         if self.gpus_per_edit is None:
             return 1.0 if available else 0.0
