@@ -70,7 +70,13 @@ class RayExecutor:
             return
         if self.workers is not None:
             options["num_cpus"] = math.ceil(self.workers * self.cpus_per_edit)
-        ray.init(include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **options)
+        try:
+            ray.init(include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **options)
+        except Exception as err:  # Ray raises a bare Exception when its processes start too slowly (a busy machine)
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise UserError(
+                f"Ray did not start on this machine ({first}); try again, or use --executor local"
+            ) from None
 
     def _gpus(self, resources: Dict[str, float]) -> float:
         """The GPUs each task claims; refuses a claim beyond the cluster's GPUs (the tasks would wait forever)."""
