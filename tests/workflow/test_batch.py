@@ -143,3 +143,15 @@ def test_the_local_executor_never_imports_ray():
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_ray_that_does_not_start_is_one_line():
+    from types import SimpleNamespace
+
+    from ids_nerf.workflow.ray_executor import RayExecutor
+
+    def init(**options):
+        raise Exception("The current node timed out during startup.\nmore")
+
+    with pytest.raises(UserError, match=r"^Ray did not start on this machine \(The current node timed out during"):
+        RayExecutor(workers=2)._init(SimpleNamespace(init=init))
