@@ -17,6 +17,7 @@ def _subcommands() -> dict:
     from ids_nerf.cli.preview import Preview
     from ids_nerf.cli.run_edits import RunEdits
     from ids_nerf.cli.scene_bounds import SceneBounds
+    from ids_nerf.cli.suite import RunSuite
     from ids_nerf.demo import Demo
     from ids_nerf.evaluation.evaluate import EvalRuns
     from ids_nerf.image_editing import EditImageConfig
@@ -27,6 +28,7 @@ def _subcommands() -> dict:
     return {
         "demo": Demo,
         "run": RunEdits,
+        "suite": RunSuite,
         "eval": EvalRuns,
         "compare": CompareRuns,
         "preview": Preview,

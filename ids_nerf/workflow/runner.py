@@ -63,16 +63,30 @@ def run_ns_train(
             text=True,
         ) as child,
     ):
-        for line in child.stdout:
-            out.write(line)
-            match = STEP_LINE.match(line.strip())
-            if match and progress is not None:
-                progress(int(match.group(1)), steps)
+        try:
+            for line in child.stdout:
+                out.write(line)
+                match = STEP_LINE.match(line.strip())
+                if match and progress is not None:
+                    progress(int(match.group(1)), steps)
+        except BaseException:
+            _stop(child)  # Ctrl-C reaches ns-train too, but a cancelled Ray task interrupts only this process
+            raise
         code = child.wait()
     if code != 0:
         lines = [line for line in log.read_text().splitlines() if line.strip()]
         errors = [line for line in lines if "error" in line.lower()]
         raise UserError(f"ns-train {args[0]} failed ({(errors or lines or ['no output'])[-1].strip()}); log: {log}")
+
+
+def _stop(child: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """End ``child``: terminate, and kill it if it is still there after ``grace_s``."""
+    child.terminate()
+    try:
+        child.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 def _max_iterations(args: Sequence[str]) -> int:
