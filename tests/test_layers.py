@@ -15,7 +15,7 @@ ALLOWED = {
     "image_editing": FOUNDATION | {"core", "guidance", "image_editing"},
     "nerfstudio": FOUNDATION | {"core", "guidance", "nerfstudio"},
     "evaluation": FOUNDATION | {"scenes", "guidance", "nerfstudio", "evaluation"},
-    "workflow": FOUNDATION | {"evaluation", "workflow"},
+    "workflow": FOUNDATION | {"evaluation", "scenes", "workflow"},
 }
 """What each layer may import of ids_nerf; ``demo``, ``cli``, ``study`` (IDS against DDS, in 2D and through
 ns-train) and ``testing`` (what the tests and the benchmarks share) sit on top and may import anything."""

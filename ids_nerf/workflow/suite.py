@@ -33,8 +33,9 @@ from typing import Dict, List, Optional, Sequence
 import yaml
 
 from ids_nerf.errors import UserError
+from ids_nerf.methods import EDIT_METHODS, METHOD_NAMES
 from ids_nerf.workflow.batch import DONE, SKIPPED, BatchEdit, write_json_atomic
-from ids_nerf.workflow.spec import METHODS, SOURCE_METHOD_OF, EditSpec
+from ids_nerf.workflow.spec import EditSpec
 
 SUITE_KEYS = {"name", "output_dir", "scenes", "methods", "settings", "seeds", "source_args", "edit_args"}
 SCENE_KEYS = {"path", "make", "dataparser", "dataparser_args", "source_args", "edit_args", "source_run", "prompts"}
@@ -104,9 +105,9 @@ def load_suite(path: Path) -> Suite:
     raw = _mapping(raw, f"suite file '{path}'")
     _unknown(raw, SUITE_KEYS, f"suite file '{path}'")
     methods = raw.get("methods") or ["ids-edit"]
-    bad = [m for m in methods if m not in METHODS]
+    bad = [m for m in methods if m not in EDIT_METHODS]
     if bad:
-        raise UserError(f"suite file '{path}': unknown methods {bad}; use some of {', '.join(METHODS)}")
+        raise UserError(f"suite file '{path}': unknown methods {bad}; use some of {', '.join(METHOD_NAMES)}")
     settings = {str(k): _args(v, f"setting '{k}'") for k, v in (raw.get("settings") or {"default": []}).items()}
     seeds = raw.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
@@ -194,7 +195,7 @@ def expand(suite: Suite) -> List[BatchEdit]:
                 dataparser=scene.dataparser,
                 dataparser_args=fill(scene.dataparser_args),
                 source_run=scene.source_run,
-                source_method=SOURCE_METHOD_OF[method],
+                source_method=EDIT_METHODS[method],
                 source_args=fill([*suite.source_args, *scene.source_args, *seeded]),
                 method=method,
                 edit_args=fill([*suite.edit_args, *scene.edit_args, *setting_args, *seeded]),
