@@ -69,7 +69,7 @@ def test_a_resume_with_other_prompts_or_method_is_refused(edit_run, workspace, n
 
 @pytest.mark.slow
 def test_a_splat_edit_of_an_edited_splat_scene(workspace, ns_env, tiny_sd_dir, tmp_path):
-    from tests.gsplat_cpu import use_cpu_rasterizer
+    from ids_nerf.testing.gsplat_cpu import use_cpu_rasterizer
 
     model = {"num_random": 300, "use_absgrad": False}
     with use_cpu_rasterizer():

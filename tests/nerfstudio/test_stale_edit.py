@@ -80,7 +80,7 @@ def _trainer(kind, workspace, tiny_sd_dir, source_run, tmp_path):
 @pytest.mark.parametrize("kind", ["nerfacto", "splatfacto"])
 @pytest.mark.parametrize("frozen", [True, False])
 def test_a_frozen_edit_stops_and_a_normal_one_runs(workspace, ns_env, tiny_sd_dir, source_run, tmp_path, kind, frozen):
-    from tests.gsplat_cpu import use_cpu_rasterizer
+    from ids_nerf.testing.gsplat_cpu import use_cpu_rasterizer
 
     with use_cpu_rasterizer():
         trainer = _trainer(kind, workspace, tiny_sd_dir, source_run, tmp_path)
