@@ -65,3 +65,34 @@ def test_a_prompt_the_model_refuses_leaves_the_old_one(workspace, source_run, ti
 
 def test_no_panel_where_a_finished_run_is_opened(edit_run):
     assert open_run(edit_run / "config.yml").edit_panel is None  # ns-viewer, ns-render, ns-eval: test mode
+
+
+def test_the_panel_buttons_pause_save_show_the_source_and_write_compare(
+    workspace, source_run, tiny_sd_dir, tmp_path, ns_env
+):
+    import time
+
+    trainer = edit_trainer("ids-edit", workspace, tiny_sd_dir, source_run / "nerfstudio_models", tmp_path)
+    panel = trainer.pipeline.edit_panel
+    panel.hooks.set_paused(True)
+    assert trainer.training_state == "paused"  # nerfstudio's loop waits between steps while paused
+    panel.hooks.set_paused(False)
+    assert trainer.training_state == "training"
+
+    trainer.step = 1
+    trainer.train_iteration(1)
+    panel._save_now()
+    assert (trainer.checkpoint_dir / "step-000000001.ckpt").is_file() and "Saved a checkpoint" in panel.verdict
+
+    panel._show_source()
+    assert "stored source render of view" in panel.see.strip.content and "data:image/png;base64," in (
+        panel.see.strip.content
+    )
+
+    panel._write_compare()  # a checkpoint, then ids-nerf compare in its own process
+    out = trainer.base_dir / "compare-step-000001"
+    deadline = time.time() + 600
+    while not (out.is_dir() and list(out.glob("*.png"))) and time.time() < deadline:
+        time.sleep(2)
+    log = (trainer.base_dir / "compare-step-000001.log").read_text()
+    assert sorted(p.name for p in out.glob("*.png")) == ["test_000.png"], log[-2000:]  # the one test view
