@@ -161,12 +161,12 @@ def evaluate(source: Path, edited: Path, scene: Path, appearance: str, backbone:
     """``ids-nerf eval`` of one edit (test views), quietly, keeping the renders for the figures. The source's
     renders are made once per source and kept beside it (``test-renders.pt``)."""
     from ids_nerf.evaluation.evaluate import evaluate_runs
-    from ids_nerf.nerfstudio.compare import render_views
+    from ids_nerf.nerfstudio.compare import render_run_views
 
     saved = source / "test-renders.pt"
     with renderer(backbone), contextlib.redirect_stdout(io.StringIO()):  # nerfstudio's loading chatter
         if not saved.is_file():
-            torch.save(render_views(source / "config.yml", "test", with_geometry=True), saved)
+            torch.save(render_run_views(source / "config.yml", "test", with_geometry=True), saved)
         return evaluate_runs(
             source / "config.yml",
             edited / "config.yml",
