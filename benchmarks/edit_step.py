@@ -48,7 +48,7 @@ def diffusion_folder(model: str, device: str, root: Path) -> Path:
 
 def main() -> None:
     from ids_nerf.scenes import write_edit_scene
-    from ids_nerf.testing.ns_commands import make_offline_alexnet, ns_command, offline_env, train_source_nerfacto
+    from ids_nerf.testing.ns_commands import edit_command, make_offline_alexnet, offline_env, train_source_nerfacto
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
@@ -66,41 +66,22 @@ def main() -> None:
     env = offline_env(torch_home)
     source = train_source_nerfacto(scene, root / "out", env, steps=1)
     model = diffusion_folder(args.model, args.device, root)
-    command = [
-        *ns_command("ns-train"),
+    flags = ("--logging.steps-per-log", "1", "--pipeline.render-chunk-rays", str(args.chunk))
+    command = edit_command(
         "ids-edit",
-        "--machine.device-type",
-        args.device.split(":")[0],
-        "--vis",
-        "tensorboard",
-        "--logging.local-writer.enable",
-        "False",
-        "--logging.steps-per-log",
-        "1",
-        "--max-num-iterations",
-        str(args.steps),
-        "--load-dir",
-        str(source / "nerfstudio_models"),
-        "--pipeline.source-prompt",
-        "a red ball",
-        "--pipeline.target-prompt",
-        "a blue ball",
-        "--pipeline.diffusion-model",
-        str(model),
-        "--pipeline.render-chunk-rays",
-        str(args.chunk),
+        scene,
+        source / "nerfstudio_models",
+        model,
+        root / "out",
+        "bench",
+        "edit",
+        args.steps,
+        *flags,
         "--pipeline.log-images-every",
         "0",
-        "--output-dir",
-        str(root / "out"),
-        "--experiment-name",
-        "bench",
-        "--timestamp",
-        "edit",
-        "blender-data",
-        "--data",
-        str(scene),
-    ]
+        prompts=("a red ball", "a blue ball"),
+        device=args.device.split(":")[0],
+    )
     started = time.time()
     subprocess.run(command, env=env, check=True, capture_output=True)
     wall = time.time() - started

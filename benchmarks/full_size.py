@@ -411,42 +411,14 @@ def edit_command(
 ) -> List[str]:
     """``ns-train ids-edit`` at its defaults (diffusion size: the model's native; 4096-ray chunks; a
     preview strip at step 0), only the run's length, logging and precision set, then ``extra``."""
-    from ids_nerf.testing.ns_commands import ns_command
+    from ids_nerf.testing.ns_commands import edit_command as ns_edit_command
 
-    return [
-        *ns_command("ns-train"),
-        "ids-edit",
-        "--machine.device-type",
-        "cpu",
-        "--vis",
-        "tensorboard",
-        "--logging.local-writer.enable",
-        "False",
-        "--logging.steps-per-log",
-        "1",
-        "--max-num-iterations",
-        str(steps),
-        "--load-dir",
-        str(source / "nerfstudio_models"),
-        "--pipeline.source-prompt",
-        "a red ball on a table",
-        "--pipeline.target-prompt",
-        "a blue ball on a table",
-        "--pipeline.diffusion-model",
-        str(model),
-        "--pipeline.diffusion-precision",
-        precision,
-        "--output-dir",
-        str(root / "out"),
-        "--experiment-name",
-        "full-size",
-        "--timestamp",
-        precision,
-        *extra,
-        "blender-data",
-        "--data",
-        str(scene),
-    ]
+    flags = ("--logging.steps-per-log", "1", "--pipeline.diffusion-precision", precision, *extra)
+    prompts = ("a red ball on a table", "a blue ball on a table")
+    load_dir = source / "nerfstudio_models"
+    return ns_edit_command(
+        "ids-edit", scene, load_dir, model, root / "out", "full-size", precision, steps, *flags, prompts=prompts
+    )
 
 
 def run_measured(command: List[str], env: dict, log: Path) -> dict:

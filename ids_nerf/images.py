@@ -14,6 +14,15 @@ from torch import Tensor
 from ids_nerf.errors import UserError
 
 
+def image_psnr(image: Tensor, reference: Tensor) -> float:
+    """PSNR in dB of ``image`` to ``reference`` (same shape, values in [0, 1]) over all pixels and channels:
+    ``10 * log10(1 / MSE)``; ``inf`` when they are identical. Per-image means and masks:
+    :func:`ids_nerf.evaluation.metrics.psnr`."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    return float(peak_signal_noise_ratio(image.float(), reference.float(), data_range=1.0))
+
+
 def load_image(path: Path) -> Image.Image:
     """Read ``path`` as an RGB image, or fail with one line saying what is wrong."""
     if not path.is_file():

@@ -135,12 +135,11 @@ class Preview:
             return {"clip": notice}
         source = torch.stack([p.source for p in previews])
         scores = {"clip": notice}
+        prompts = (self.pipeline.source_prompt, self.pipeline.target_prompt)
         for name in ("ids", "dds"):
             edited = torch.stack([getattr(p, name) for p in previews])
-            scores[f"{name}_clip_text_image"] = scorer.text_image_similarity(edited, self.pipeline.target_prompt)
-            scores[f"{name}_clip_directional"] = scorer.directional_similarity(
-                source, edited, self.pipeline.source_prompt, self.pipeline.target_prompt
-            )
+            for metric, value in scorer.edit_scores(source, edited, *prompts).items():
+                scores[f"{name}_{metric}"] = value
         return scores
 
 

@@ -80,6 +80,14 @@ class ClipScorer:
         text = self.text_embeddings([src_text, trg_text])
         return _directional(src, edited, text[0], text[1])
 
+    def edit_scores(self, src_images: torch.Tensor, edited_images: torch.Tensor, src_text: str, trg_text: str) -> dict:
+        """The two numbers an edit is reported with: ``clip_text_image`` (edited images to ``trg_text``) and
+        ``clip_directional`` (see :meth:`directional_similarity`)."""
+        return {
+            "clip_text_image": self.text_image_similarity(edited_images, trg_text),
+            "clip_directional": self.directional_similarity(src_images, edited_images, src_text, trg_text),
+        }
+
 
 def _directional(src: torch.Tensor, edited: torch.Tensor, src_text: torch.Tensor, trg_text: torch.Tensor) -> float:
     image_delta = edited - src  # [B, D]

@@ -130,10 +130,7 @@ def _clip_scores(report: EvalReport, source, edited, source_prompt, target_promp
         return
     src_images = torch.stack([s["rgb"] for s in source])
     edi_images = torch.stack([e["rgb"] for e in edited])
-    report.metrics["clip_text_image"] = scorer.text_image_similarity(edi_images, target_prompt)
-    report.metrics["clip_directional"] = scorer.directional_similarity(
-        src_images, edi_images, source_prompt, target_prompt
-    )
+    report.metrics.update(scorer.edit_scores(src_images, edi_images, source_prompt, target_prompt))
 
 
 def _write(report: EvalReport, out: Path, grid_rows: List[list], with_target: bool) -> None:

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ids_nerf.guidance.score_model import ScoreModel
 from ids_nerf.image_editing.latent_edit import LatentEditSettings, edit_latent
-from ids_nerf.images import fit_short_side
+from ids_nerf.images import fit_short_side, image_psnr
 
 
 @dataclass
@@ -30,11 +30,6 @@ class ViewPreview:
     """``ids_fpr_distance_before`` / ``_after``: mean ``||z_src - z_0|t||`` of IDS's last step before and
     after FPR; ``dds_distance``: the same at DDS's unrefined latent; ``*_psnr_to_source``: how far each
     result moved from the render, in dB (higher: closer to the source)."""
-
-
-def _psnr(a: Tensor, b: Tensor) -> float:
-    mse = float(F.mse_loss(a.float(), b.float()))
-    return float("inf") if mse == 0 else -10.0 * torch.log10(torch.tensor(mse)).item()
 
 
 def preview_view(
@@ -68,8 +63,8 @@ def preview_view(
         else float(ids_last.distance_after.mean()),
         "ids_fpr_distance_after": float(ids_last.distance_after.mean()),
         "dds_distance": float(dds_last.distance_after.mean()),
-        "ids_psnr_to_source": _psnr(ids, source),
-        "dds_psnr_to_source": _psnr(dds, source),
+        "ids_psnr_to_source": image_psnr(ids, source),
+        "dds_psnr_to_source": image_psnr(dds, source),
     }
     return ViewPreview(source, ids, dds, numbers)
 

@@ -108,7 +108,6 @@ class EditPanel(nn.Module):
         self.hooks = TrainerHooks()
         self._pending: Dict[str, Any] = {}
         self._lock = threading.Lock()
-        self.applied: List[dict] = []
         self.last_view: Optional[int] = None
         self.source_view: Callable[[int], Tensor] = lambda index: torch.zeros(3, 1, 1)
 
@@ -188,7 +187,6 @@ class EditPanel(nn.Module):
             self._record(changes)
 
     def _record(self, changes: List[dict]) -> None:
-        self.applied.extend(changes)
         for change in changes:
             CONSOLE.print(
                 f"Edit steered at step {change['step']}: {change['setting']} {change['old']!r} -> {change['new']!r}"

@@ -79,6 +79,9 @@ class NerfStudy:
     def main(self) -> Path:
         self.check()
         start = time.time()
+        # absolute, because the runs' config.yml files keep the paths they were given (a relative
+        # one opens only from the folder the study ran in)
+        self.cache = self.cache.resolve()
         self.cache.mkdir(parents=True, exist_ok=True)
         env = study_env(self.cache)
         scene = scene_folder(self.cache, self.size, self.views, self.scene_seed)

@@ -44,6 +44,54 @@ def synthetic_train_command(
     return [*NS_RUN, "ns-train", method, *common, *args, "blender-data", "--data", str(scene), "--alpha-color", "None"]
 
 
+def edit_command(
+    method: str,
+    scene: Path,
+    load_dir,
+    model,
+    output_dir: Path,
+    experiment: str,
+    timestamp: str,
+    steps: int,
+    *args: str,
+    prompts=("a red ball and a green box", "a blue ball and a green box"),
+    device: str = "cpu",
+) -> list:
+    """``ns-train method`` (an edit method, e.g. ids-edit) of the Blender-format ``scene``, offline, logging to
+    tensorboard only: ``load_dir`` is the source's ``nerfstudio_models`` (None leaves --load-dir out),
+    ``model`` the ``--pipeline.diffusion-model``, ``prompts`` (source, target). The run lands in
+    ``output_dir/experiment/method/timestamp``; ``args`` go last, before the dataparser."""
+    return [
+        *ns_command("ns-train"),
+        method,
+        "--machine.device-type",
+        device,
+        "--vis",
+        "tensorboard",
+        "--logging.local-writer.enable",
+        "False",
+        "--max-num-iterations",
+        str(steps),
+        *(["--load-dir", str(load_dir)] if load_dir is not None else []),
+        "--pipeline.source-prompt",
+        prompts[0],
+        "--pipeline.target-prompt",
+        prompts[1],
+        "--pipeline.diffusion-model",
+        str(model),
+        "--output-dir",
+        str(output_dir),
+        "--experiment-name",
+        experiment,
+        "--timestamp",
+        timestamp,
+        *args,
+        "blender-data",
+        "--data",
+        str(scene),
+    ]
+
+
 def splat_edit_args(scene: Path, load_dir: Path, guidance_scene: Path, colour_lr: float) -> list:
     """ids-edit-splat's flags for the synthetic scene: its captions as prompts, the exact-score model of
     ``guidance_scene``, lambda 0.1 (as in the demo: the exact model's best, docs/results.md), and the

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ids_nerf.scenes.blender_scene import write_blender_scene
+from ids_nerf.testing.ns_commands import edit_command as ns_edit_command
 from ids_nerf.testing.ns_commands import make_offline_alexnet, offline_env, train_source_nerfacto
 
 BIN = Path(sys.executable).parent
@@ -40,38 +41,11 @@ def source_run(workspace, ns_env):
 
 
 def edit_command(workspace, method="ids-edit", timestamp="edit", load_dir=None, model=None, extra=()):
-    """``ns-train <method>`` on the test scene; ``extra`` go before the dataparser subcommand."""
-    return [
-        str(BIN / "ns-train"),
-        method,
-        "--machine.device-type",
-        "cpu",
-        "--vis",
-        "tensorboard",
-        "--logging.local-writer.enable",
-        "False",
-        "--max-num-iterations",
-        "3",
-        "--pipeline.source-prompt",
-        "a red ball and a green box",
-        "--pipeline.target-prompt",
-        "a blue ball and a green box",
-        "--pipeline.diffusion-model",
-        str(model),
-        "--pipeline.log-images-every",
-        "2",
-        "--output-dir",
-        str(workspace / "out"),
-        "--experiment-name",
-        "scene",
-        "--timestamp",
-        timestamp,
-        *(["--load-dir", str(load_dir)] if load_dir is not None else []),
-        *extra,
-        "blender-data",
-        "--data",
-        str(workspace / "scene"),
-    ]
+    """``ns-train <method>``, 3 steps, on the test scene; ``extra`` go before the dataparser subcommand."""
+    scene, out = workspace / "scene", workspace / "out"
+    return ns_edit_command(
+        method, scene, load_dir, model, out, "scene", timestamp, 3, "--pipeline.log-images-every", "2", *extra
+    )
 
 
 def run(command, env, timeout=300):
