@@ -25,10 +25,11 @@ from ids_nerf.core import distillation_loss, ids_step
 from ids_nerf.core.defaults import FPR_SCALE, FPR_STEPS, GUIDANCE_SCALE, LOSS_SCALE, MAX_STEP, MIN_STEP
 from ids_nerf.errors import UserError
 from ids_nerf.guidance import DEFAULT_MODEL, ScoreModel, load_guidance
-from ids_nerf.images import fit_short_side
+from ids_nerf.images import fit_short_side, image_psnr
 from ids_nerf.nerfstudio.edit_panel import EditPanel
+from ids_nerf.nerfstudio.memory_plan import extrapolate, probe_sizes
 from ids_nerf.nerfstudio.region import EditRegion, check_region, limit_field_to_region
-from ids_nerf.nerfstudio.rendering import camera_rays, render_with_backprop
+from ids_nerf.nerfstudio.rendering import camera_rays, chunk_peak_bytes, render_with_backprop
 from ids_nerf.nerfstudio.stale import StaleEditWatch
 
 
@@ -110,6 +111,12 @@ class IDSEditPipelineConfig(VanillaPipelineConfig):
     it, splatfacto's Gaussians whose centre is outside it. Default: the whole scene."""
     seed: int = 0
     """Seed of the view order, timesteps and noise."""
+    memory_budget_gib: Optional[float] = None
+    """Most memory (GiB) the edit may use on the NeRF's device. Before the diffusion model loads, the edit
+    estimates its peak (printed as "Memory plan"); over this budget or the device's free memory it picks
+    the first setting that fits, in this order: smaller --pipeline.render-chunk-rays (down to 256), half
+    precision for the diffusion model, the diffusion model on the CPU. Default: no budget; an edit that
+    cannot fit the device's free memory stops in one line naming the flags that would fit."""
 
     source_kind: ClassVar[str] = "nerfacto"
     """The model kind this pipeline edits, checked against the --load-dir run (a class constant)."""
@@ -135,6 +142,8 @@ def validate_edit_config(config: IDSEditPipelineConfig) -> None:
     check_region(config.edit_region)
     if config.stale_check_steps < 0 or config.stale_threshold < 0:
         raise UserError("need --pipeline.stale-check-steps >= 0 and --pipeline.stale-threshold >= 0")
+    if config.memory_budget_gib is not None and config.memory_budget_gib <= 0:
+        raise UserError("--pipeline.memory-budget-gib must be positive (GiB); leave it out for no budget")
     if not 0 <= config.min_step < config.max_step <= 1000:
         raise UserError("need 0 <= --pipeline.min-step < --pipeline.max-step <= 1000")
 
@@ -224,8 +233,7 @@ class IDSEditPipeline(VanillaPipeline):
                 image = self.source_image(index)
                 latents.append(self.encode(image).cpu())
                 if self.config.source_latents_from == "render":
-                    error = F.mse_loss(image, self.dataset_image(index)).clamp_min(1e-10)
-                    psnrs.append(float(-10 * torch.log10(error)))
+                    psnrs.append(image_psnr(image, self.dataset_image(index)))
         target = "cpu" if self.config.source_latents_device == "cpu" else self.device
         self.source_latents = torch.cat(latents).to(target)
         CONSOLE.print(
@@ -269,6 +277,19 @@ class IDSEditPipeline(VanillaPipeline):
         proposal = self._proposal_loss if self.config.proposal_loss_mult > 0 else None
         rgb, backprop = render_with_backprop(self.model, bundle, self.config.render_chunk_rays, seed, proposal)
         return rgb.permute(2, 0, 1)[None], lambda grad_image: backprop(grad_image[0].permute(1, 2, 0))
+
+    def edit_render_bytes(self, rays: int) -> int:
+        """Peak bytes of one render chunk of ``rays`` rays with its graph and backward: measured on two
+        small chunks of the largest training view, extrapolated linearly (``memory_plan``)."""
+        cameras = self.datamanager.train_dataset.cameras
+        index = int((cameras.height * cameras.width).flatten().argmax())
+        bundle = camera_rays(cameras, index, self.device)
+        proposal = self._proposal_loss if self.config.proposal_loss_mult > 0 else None
+        sizes = [min(n, rays) for n in probe_sizes()]
+        if sizes[0] == sizes[1]:
+            return chunk_peak_bytes(self.model, bundle, rays, self.config.seed, proposal)
+        peaks = [chunk_peak_bytes(self.model, bundle, n, self.config.seed, proposal) for n in sizes]
+        return extrapolate(sizes, peaks, rays)
 
     def encode(self, image: Tensor) -> Tensor:
         """VAE latent of ``[1, 3, H, W]`` at the diffusion size; differentiable when grad is on."""

@@ -127,3 +127,31 @@ def backprop_rgb(
                 total = total + extra.detach()
         surrogate.backward()
     return total
+
+
+def chunk_peak_bytes(
+    model: Model, bundle: RayBundle, rays: int, seed: int, chunk_loss: Optional[ChunkLoss] = None
+) -> int:
+    """Bytes that rendering the first ``rays`` rays of ``bundle`` with grad and backpropagating them keeps
+    alive at its peak (``LiveBytes``), as one chunk of :func:`backprop_rgb`; the model's gradients, its
+    proposal schedule and the random state are left as they were."""
+    from ids_nerf.guidance.memory import LiveBytes
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = [p.grad for p in params]
+    for param in params:
+        param.grad = None
+    schedule = _ProposalSchedule(model)
+    try:
+        with LiveBytes() as live:
+            for _, chunk in _chunks(bundle.flatten()[:rays], rays, seed, schedule):
+                with torch.enable_grad():
+                    outputs = model(chunk)
+                    loss = outputs["rgb"].sum() + (chunk_loss(outputs) if chunk_loss is not None else 0.0)
+                loss.backward()
+                del outputs, loss
+        return live.peak
+    finally:
+        schedule.rewind()
+        for param, grad in zip(params, grads):
+            param.grad = grad

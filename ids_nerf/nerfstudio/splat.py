@@ -18,6 +18,7 @@ from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttrib
 from torch import Tensor
 
 from ids_nerf.errors import UserError
+from ids_nerf.guidance.memory import LiveBytes
 from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, IDSEditPipelineConfig
 from ids_nerf.nerfstudio.region import EditRegion, zero_gradient_outside
 
@@ -127,6 +128,25 @@ class IDSSplatEditPipeline(IDSEditPipeline):
             return grad_image.new_zeros(())
 
         return image, backprop
+
+    def edit_render_bytes(self, rays: int) -> int:
+        """Peak bytes of rendering the largest training view with grad and its backward, measured (a splat
+        view renders whole: ``rays`` does not apply). Gradients are left as they were."""
+        cameras = self.datamanager.train_dataset.cameras
+        index = int((cameras.height * cameras.width).flatten().argmax())
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        grads = [p.grad for p in params]
+        for param in params:
+            param.grad = None
+        try:
+            with LiveBytes() as live, SplatfactoHooks(self.model).without_densify_bookkeeping():
+                image, _ = self.render_for_edit(index, self.config.seed)
+                image.sum().backward()
+                del image
+            return live.peak
+        finally:
+            for param, grad in zip(params, grads):
+                param.grad = grad
 
     def limit_to_region(self, region: EditRegion) -> None:
         """Nothing to install: ``backprop`` zeroes the gradient of the Gaussians outside the region."""

@@ -29,6 +29,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 from ids_nerf.errors import UserError, report
 from ids_nerf.nerfstudio.checkpoints import latest_checkpoint, load_checkpoint, model_state
+from ids_nerf.nerfstudio.memory_plan import plan_edit_memory
 from ids_nerf.nerfstudio.optimizers import sgd_groups
 from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, IDSEditPipelineConfig, validate_edit_config
 
@@ -177,6 +178,7 @@ class IDSEditTrainer(Trainer):
     def _begin_edit(self) -> None:
         check_same_poses(self.pipeline, self._checkpoint_path.parent.parent / "dataparser_transforms.json")
         self._connect_edit_panel()
+        plan_edit_memory(self.pipeline)  # before the weights load; may refuse, or fit the settings to a budget
         self.pipeline.load_diffusion(keep_text_encoder=self.config.is_viewer_enabled())
         if self._resumed:
             # the loop runs max_num_iterations steps from _start_step: keep the total as asked
