@@ -10,10 +10,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--cpu-smoke" ]; then
-    PY=.venv/bin/python DEVICE=cpu MODEL=tiny SIZE=32 PRECISIONS=fp32 SPLAT="--size 16 --views 4 --source-steps 20 --edit-steps 3"
+    PY=.venv/bin/python DEVICE=cpu MODEL=tiny SIZE=32 PRECISIONS=fp32 PLAN_PRECISION=fp32 SPLAT="--size 16 --views 4 --source-steps 20 --edit-steps 3"
     OUT=${OUT:-benchmarks/results/gpu-smoke}
 else
-    PY=python3 DEVICE=cuda MODEL=sd15-random SIZE=512 PRECISIONS="fp32 fp16 bf16"
+    PY=python3 DEVICE=cuda MODEL=sd15-random SIZE=512 PRECISIONS="fp32 fp16 bf16" PLAN_PRECISION=fp16
     SPLAT="--size 64 --source-steps 2000 --edit-steps 300"
     OUT=${OUT:-benchmarks/results/gpu}
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
@@ -40,16 +40,20 @@ stage() {  # stage NAME SECONDS COMMAND...: run with a limit, log to $WORK/NAME.
 # shellcheck disable=SC2086
 stage guidance 150 $PY -m benchmarks.guidance_step --model $MODEL --device $DEVICE --precisions $PRECISIONS \
     --size $SIZE --repeats 10 --out "$WORK/guidance_step.json"
-# 2. gsplat: build its CUDA extension (its JIT compiler, at first use; here on 2 cores it took 12.5
+# 2. The memory plan's diffusion estimate against CUDA's allocator peak (issue 14, item 4).
+# shellcheck disable=SC2086
+stage memory_plan 40 $PY -m benchmarks.memory_plan --model $MODEL --device $DEVICE --sizes $SIZE \
+    --precision $PLAN_PRECISION
+# 3. gsplat: build its CUDA extension (its JIT compiler, at first use; here on 2 cores it took 12.5
 #    minutes, the longest file 81 s), then a real ids-edit-splat run on a 64x64 synthetic scene,
 #    measured against the ground truth.
 if [ "$DEVICE" = cuda ]; then
-    stage gsplat_build 200 $PY -c "from gsplat.cuda._backend import _C; print('gsplat CUDA extension:', _C)"
+    stage gsplat_build 180 $PY -c "from gsplat.cuda._backend import _C; print('gsplat CUDA extension:', _C)"
 fi
 # shellcheck disable=SC2086
 stage splat_edit 110 $PY -m benchmarks.splat_edit --device $DEVICE $SPLAT --out "$WORK/splat/splat_edit.json"
-# 3. A whole ids-edit step (nerfacto, torch hash grid, 512x512 views, SD 1.5 architecture): time
+# 4. A whole ids-edit step (nerfacto, torch hash grid, 512x512 views, SD 1.5 architecture): time
 #    split and peak memory.
-stage edit_step 120 $PY -m benchmarks.edit_step --device $DEVICE --size $SIZE --model $MODEL --steps 4 \
+stage edit_step 100 $PY -m benchmarks.edit_step --device $DEVICE --size $SIZE --model $MODEL --steps 4 \
     --out "$WORK/edit_step.json"
 echo "done: $OUT/results.tar.gz"

@@ -8,7 +8,7 @@ For each image side: the estimate (``estimate_diffusion_memory``: fake tensors, 
 same step run for real under ``LiveBytes`` (the tensors alive at its peak) and the process's peak RSS
 above its RSS just before the step (``/proc``'s VmHWM, reset first), each real case in a fresh process.
 Also the weights: the estimate's bytes against the loaded modules'. With ``--nerf``: the render chunk
-as the plan estimates it (``chunk_peak_bytes`` on 64 and 128 rays of ``ns-train nerfacto``'s model,
+as the plan estimates it (``chunk_peak_bytes`` on 128 and 256 rays of ``ns-train nerfacto``'s model,
 extrapolated) against the chunk itself (render with grad and backward) under ``LiveBytes`` and its peak
 RSS above the RSS before it, the chunk run first thing in a fresh process. With ``--device cuda`` the real step's
 ``torch.cuda.max_memory_allocated`` above the allocation before it stands in for the RSS.
@@ -77,8 +77,8 @@ def save_configs(model: str, folder: Path) -> Path:
 
 
 def nerf_chunk(chunk: int, real: bool) -> dict:
-    """For ``chunk`` rays of a 512x512 view of nerfacto at its defaults: the plan's estimate (probes on 64
-    and 128 rays, extrapolated), or with ``real`` the chunk itself, first thing in a fresh process: its
+    """For ``chunk`` rays of a 512x512 view of nerfacto at its defaults: the plan's estimate (probes on 128
+    and 256 rays, extrapolated), or with ``real`` the chunk itself, first thing in a fresh process: its
     LiveBytes peak and the peak RSS above the RSS before it (nothing freed earlier for the allocator to reuse)."""
     from benchmarks.full_size import nerfacto_model, peak_rss_gib, reset_peak_rss, rss_gib, square_camera
     from ids_nerf.nerfstudio.memory_plan import extrapolate, probe_sizes

@@ -10,7 +10,7 @@ Parts of the peak, each on the device that holds it:
   before the chunks re-render, and the larger of the two counts;
 - the optimizer's gradients and Adam's two moments (3 copies of the trainable parameters) and the stored
   source latents;
-- what the allocator holds beyond the live tensors (:data:`ALLOCATOR_MARGIN`, :data:`ALLOCATOR_BASE`).
+- what the allocator holds beyond the live tensors (:data:`ALLOCATOR_BASE` and the margins beside it).
 The NeRF's own weights (and a CUDA context) are already in place when the plan is made, so they are not in
 the estimate: the free memory it is compared with has them taken out.
 
@@ -30,12 +30,15 @@ from ids_nerf.errors import UserError
 from ids_nerf.guidance.loading import resolve_precision
 from ids_nerf.guidance.memory import GIB, DiffusionMemory, estimate_diffusion_memory
 
-ALLOCATOR_MARGIN = 0.15
+DIFFUSION_MARGIN = 0.15
+RENDER_MARGIN = 0.5
 ALLOCATOR_BASE = 128 * 1024**2
-"""What the allocator holds beyond the live tensors, added to each device's plan as ``ALLOCATOR_MARGIN`` x
-its largest transient + ``ALLOCATOR_BASE`` bytes. Fitted on the CPU (docs/performance.md, "Memory plan"):
-SD 1.5's fp32 step at 128, 256 and 512 pixels peaked 0.17, 0.31 and 0.84 GiB above its live tensors,
-about 12 % of them plus 0.12 GiB. Not yet measured on a GPU, whose caching allocator differs."""
+"""What the allocator holds beyond the live tensors, added to each device's plan: ``DIFFUSION_MARGIN`` or
+``RENDER_MARGIN`` times the largest transient (by its kind) + ``ALLOCATOR_BASE`` bytes. Fitted on the CPU
+(docs/performance.md, "Memory plan"): SD 1.5's fp32 step at 128, 256 and 512 pixels peaked 0.17, 0.31 and
+0.84 GiB of RSS above its live tensors (about 12 % of them plus 0.12 GiB); a nerfacto chunk of 512, 1,024
+and 2,048 rays 0.09, 0.35 and 0.53 GiB (20 to 49 %). Not yet measured on a GPU, whose caching allocator
+differs."""
 SMALLEST_CHUNK = 256
 """The smallest render chunk a budget may pick (rays); below it the per-chunk overhead dominates."""
 
@@ -75,8 +78,8 @@ class Plan:
         )
 
 
-def _margin(transient: int) -> int:
-    return int(ALLOCATOR_MARGIN * transient) + ALLOCATOR_BASE
+def _margin(diffusion: int, render: int = 0) -> int:
+    return int(DIFFUSION_MARGIN * diffusion + RENDER_MARGIN * render) + ALLOCATOR_BASE
 
 
 def _size(count: int) -> str:
@@ -134,17 +137,18 @@ class EditMemory:
             transient = max(diffusion.text_encoder, diffusion.step_activations)
             diffusion_parts = {"diffusion weights": diffusion.weights, "text encoder or step": transient}
             diffusion_parts["allocator margin"] = _margin(transient)
-            nerf_parts = {"render chunk": render, **state, "allocator margin": _margin(render)}
+            nerf_parts = {"render chunk": render, **state, "allocator margin": _margin(0, render)}
             return Plan(setting, {self.nerf_device: nerf_parts, setting.diffusion_device: diffusion_parts})
-        # one chunk: its graph lives through the guidance; more: the guidance is done before they re-render
-        step = (
-            diffusion.step_activations + render
-            if rays <= setting.chunk_rays
-            else max(diffusion.step_activations, render)
-        )
-        transient = max(diffusion.text_encoder, step)
+        # (bytes, margin) of each transient that can be the largest: one chunk keeps its graph through the
+        # guidance (they add up); with more chunks the guidance is done before they re-render
+        step = diffusion.step_activations
+        if rays <= setting.chunk_rays:
+            options = [(step + render, _margin(step, render))]
+        else:
+            options = [(step, _margin(step)), (render, _margin(0, render))]
+        transient, margin = max([(diffusion.text_encoder, _margin(diffusion.text_encoder)), *options])
         parts = {"diffusion weights": diffusion.weights, "text encoder or step": transient, **state}
-        parts["allocator margin"] = _margin(transient)
+        parts["allocator margin"] = margin
         return Plan(setting, {self.nerf_device: parts})
 
 
@@ -227,7 +231,7 @@ def plan_edit_memory(pipeline, available: Callable[[str], Optional[int]] = avail
 
 def probe_sizes() -> Tuple[int, int]:
     """The two chunk sizes (rays) the render is measured at."""
-    return (64, 128)
+    return (128, 256)
 
 
 def extrapolate(sizes: List[int], peaks: List[int], rays: int) -> int:

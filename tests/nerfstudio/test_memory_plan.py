@@ -57,7 +57,7 @@ def test_one_chunk_view_adds_render_to_the_guidance_step(monkeypatch):
     assert parts["text encoder or step"] == 300 * MIB + 4096 * 1024
     assert parts["gradients + Adam"] == 3 * MIB
     assert parts["source latents"] == 2 * MIB
-    assert parts["allocator margin"] == int(0.15 * parts["text encoder or step"]) + 128 * MIB
+    assert parts["allocator margin"] == int(0.15 * 300 * MIB + 0.5 * 4096 * 1024) + 128 * MIB
 
 
 def test_several_chunks_count_the_larger_of_render_and_guidance(monkeypatch):
@@ -115,16 +115,16 @@ def test_extrapolate_is_the_line_through_two_points():
 
 
 def test_render_probe_on_the_real_nerfacto_predicts_a_larger_chunk(source_run, ns_env):
-    """Measured on 64 and 128 rays of the real model, extrapolated to 512 rays, against 512 measured; the
-    probe leaves no gradient behind."""
+    """Measured on 128 and 256 rays of the real model, extrapolated to 1024 rays, against 1024 measured;
+    the probe leaves no gradient behind."""
     from ids_nerf.nerfstudio.compare import open_run
     from ids_nerf.nerfstudio.rendering import camera_rays, chunk_peak_bytes
 
     pipeline = open_run(source_run / "config.yml")
     model = pipeline.model.train()
     bundle = camera_rays(pipeline.datamanager.train_dataset.cameras, 0, "cpu")
-    peaks = [chunk_peak_bytes(model, bundle, n, seed=0) for n in (64, 128, 512)]
-    predicted = extrapolate([64, 128], peaks[:2], 512)
+    peaks = [chunk_peak_bytes(model, bundle, n, seed=0) for n in (128, 256, 1024)]
+    predicted = extrapolate([128, 256], peaks[:2], 1024)
     assert 0.8 * peaks[2] <= predicted <= 1.25 * peaks[2], (peaks, predicted)
     assert all(p.grad is None for p in model.parameters())
 
