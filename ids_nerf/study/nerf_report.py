@@ -43,6 +43,14 @@ MEASURES = {
     "iou": Measure("mask IoU", lambda c: "mask_iou", digits=3),
     "depth": Measure("median depth change (objects)", lambda c: "depth_error_objects_median", False, digits=3),
 }
+DIAGNOSTIC_COLUMNS = {
+    "diag_fpr_distance_before": "posterior distance before FPR",
+    "diag_fpr_distance_after": "after FPR (DDS: unrefined)",
+    "diag_direction_norm_first": "direction norm, first step",
+    "diag_direction_norm_last": "last logged step",
+    "diag_latent_change": "latent change from the source",
+}
+"""Inside the edits (``nerf_runs.step_diagnostics``): means over the logged steps, then over the edits."""
 TABLE_MEASURES = ("target", "neighbour", "leak", "table", "background", "iou", "depth")
 PAIRED_MEASURES = ("target", "neighbour", "leak", "outside")
 
@@ -88,6 +96,17 @@ def means_table(results: Results) -> str:
             lines.append(
                 f"| {backbone} | {case} | {optimizer} | {arm.label} | {len(runs)} | " + " | ".join(cells) + " |"
             )
+    return "\n".join(lines)
+
+
+def diagnostics_table(results: Results) -> str:
+    """One row per backbone, edit, optimizer and method: the step diagnostics, mean ± sd over the edits."""
+    header = ["backbone", "edit", "optimizer", "method", *DIAGNOSTIC_COLUMNS.values()]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for (backbone, case, optimizer), arms in _groups(results).items():
+        for arm, runs in arms.items():
+            cells = [_cell([m.get(key, float("nan")) for _, m in runs], 3) for key in DIAGNOSTIC_COLUMNS]
+            lines.append(f"| {backbone} | {case} | {optimizer} | {arm.label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

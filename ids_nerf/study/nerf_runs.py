@@ -194,3 +194,34 @@ def study_env(cache: Path) -> Dict[str, str]:
     if torch_home is not None:
         env["TORCH_HOME"] = os.environ["TORCH_HOME"] = torch_home  # the in-process evaluation too
     return env
+
+
+DIAGNOSTICS = ("ids/fpr_distance_before", "ids/fpr_distance_after", "ids/direction_norm", "ids/latent_change")
+"""Scalars every edit step logs (``IDSEditPipeline.edit_step``) that say why IDS and DDS differ: the
+posterior distance ``||z_src - z_0|t||`` before and after FPR (DDS logs only the unrefined one, as
+"after"), the norm of the direction that reaches the NeRF, and how far the render's latent has moved."""
+
+
+def step_diagnostics(cache: Path, edit: EditRun) -> Dict[str, float]:
+    """Means over the logged steps (every 10th: nerfstudio's steps-per-log) of :data:`DIAGNOSTICS`, and the
+    direction norm's first and last logged values, read from the run's tensorboard log; keys
+    ``diag_<name>``. Empty when the log is gone."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = edit_dir(cache, edit) / "edit" / edit.method / "edit"
+    if not any(run.glob("events.out.tfevents.*")):
+        return {}
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    out = {}
+    for tag in DIAGNOSTICS:
+        logged = f"Train Metrics Dict/{tag}"  # nerfstudio's name for a metric the step returns
+        if logged not in tags:
+            continue
+        values = [event.value for event in sorted(events.Scalars(logged), key=lambda e: e.step)]
+        name = tag.split("/")[1]
+        out[f"diag_{name}"] = sum(values) / len(values)
+        if tag == "ids/direction_norm":
+            out[f"diag_{name}_first"], out[f"diag_{name}_last"] = values[0], values[-1]
+    return out

@@ -13,7 +13,7 @@ from ids_nerf.console import format_seconds
 from ids_nerf.errors import UserError
 from ids_nerf.study import nerf_report as report
 from ids_nerf.study.nerf_grid import BACKBONES, EDIT_CASES, EditRun, SourceRun, arms, optimizer_flags
-from ids_nerf.study.nerf_runs import renders, run_edit, scene_folder, study_env
+from ids_nerf.study.nerf_runs import renders, run_edit, scene_folder, step_diagnostics, study_env
 
 DEFAULTS = {
     "sources": 2,
@@ -89,7 +89,7 @@ class NerfStudy:
         results, seconds = [], []
         for index, edit in enumerate(plan, 1):
             outcome = run_edit(self.cache, scene, edit, env)
-            results.append((edit, outcome.metrics))
+            results.append((edit, {**outcome.metrics, **step_diagnostics(self.cache, edit)}))
             if not outcome.cached:
                 seconds.append(outcome.edit_seconds + outcome.eval_seconds)
             print(self.progress_line(index, len(plan), edit, outcome), flush=True)
@@ -174,6 +174,8 @@ class NerfStudy:
             parts += ["", f"### Optimizers against {self.optimizers[0]}, paired by source and seed", ""]
             parts += [report.comparison_table(optimizer, "optimizer"), ""]
             parts += report.findings(optimizer, "the optimizer", self.optimizers[0])
+        parts += ["", "### Inside the edits: what FPR does and what reaches the NeRF", "", DIAGNOSTICS_NOTE, ""]
+        parts += [report.diagnostics_table(results)]
         return "\n".join(parts) + "\n"
 
     def write_figures(self, results, scene: Path) -> Dict[str, Path]:
@@ -198,6 +200,12 @@ class NerfStudy:
         return written
 
 
+DIAGNOSTICS_NOTE = (
+    "Read from each edit's tensorboard log (every 10th step), mean over the logged steps, then mean ± sd over "
+    "the edits. The posterior distance is ||z_src - z_0|t(z_src)|| in latent units, the quantity FPR lowers "
+    "(for DDS the unrefined one); the direction is the one the distillation loss sends to the NeRF; the latent "
+    "change is the mean |z_render - z_src|, how far the render has moved from its stored source latent."
+)
 COMPARISON_NOTE = (
     "Each cell: mean of IDS - DDS over the edit seeds of one source (same seed = same view order, timesteps and "
     "noise for both), with its 95% Student-t interval; across sources: the interval of the per-source means "

@@ -109,3 +109,15 @@ def test_the_report_section_is_replaced_in_place():
     second = report.replace_section(first + "\nlater text\n", "two")
     assert "one" not in second and "two" in second and second.endswith("later text\n")
     assert second.count(report.BEGIN) == 1
+
+
+def test_diagnostics_table_averages_what_each_arm_logged():
+    results = _results()
+    for index, (edit, metrics) in enumerate(results):
+        metrics["diag_fpr_distance_after"] = 2.0 if edit.arm.is_dds else 1.0 + index % 2
+        if not edit.arm.is_dds:
+            metrics["diag_fpr_distance_before"] = 2.0
+    dds, ids = report.diagnostics_table(results).splitlines()[2:]
+    assert dds.startswith("| nerfacto | striped-box | adam | DDS | - | 2.000 ± 0.000 |")
+    # IDS rows are results 3-5 and 9-11: after = 2, 1, 2, 2, 1, 2
+    assert ids.startswith("| nerfacto | striped-box | adam | IDS λ=0.1 | 2.000 ± 0.000 | 1.667 ± 0.516 |")

@@ -52,6 +52,12 @@ def _check_report(study, arms, capsys):
     for key in ("target_psnr_box", "identity_psnr_ball", "leak_ball", "identity_psnr_table", "mask_iou"):
         assert key in metrics
     assert len(list((study.cache / "sources").iterdir())) == 1
+    inside = text[text.index("### Inside the edits") :]
+    rows = {line.split(" | ")[3]: line.split(" | ")[4:] for line in inside.splitlines() if line.startswith("| ")}
+    assert rows["DDS"][0] == "-" and float(rows["DDS"][1]) > 0  # DDS: no FPR, only the unrefined distance
+    for arm in arms[1:]:
+        before, after = float(rows[arm][0]), float(rows[arm][1])
+        assert 0 < after < before  # FPR lowered the posterior distance in every IDS edit
 
 
 def test_a_tiny_nerfacto_study_runs_reports_and_reruns_from_its_cache(tmp_path, capsys):
