@@ -31,19 +31,19 @@ def _link(path: Path, document: Path) -> str:
     return os.path.relpath(path, document.parent)
 
 
-def setup_text(study, seconds: List[float], total: float, figures: Dict[str, Path]) -> str:
-    """The section's head: title, reduced-run warning, command, setup, times, figure links."""
+def setup_text(study, seconds: List[float], cached: int, total: float, figures: Dict[str, Path]) -> str:
+    """The section's head: title, reduced-run warning, command, setup, times, figure links. ``seconds``:
+    each edit's edit + evaluation time as measured when it ran; ``cached`` of them came from the cache."""
     lines = ["## IDS against DDS on whole scenes (`ids-nerf study-3d`)", ""]
     reduced = study.reduced()
     if reduced:
         lines += [f"**A reduced run** ({'; '.join(reduced)}): its numbers rank nothing on their own.", ""]
+    origin = "every edit came from the cache" if cached == len(seconds) else f"{len(seconds) - cached} edits ran now"
     timing = (
-        "every edit came from the cache"
-        if not seconds
-        else (
-            f"{len(seconds)} edits ran, median {statistics.median(seconds):.0f} s each (edit + evaluation), "
-            f"{format_seconds(sum(seconds))} in all"
-        )
+        f"{origin}; the {len(seconds)} edits took a median {statistics.median(seconds):.0f} s each (edit + "
+        f"evaluation) and {format_seconds(sum(seconds))} in all when they ran"
+        if seconds
+        else "no edits"
     )
     lines += [
         f"Regenerated on {time.strftime('%Y-%m-%d')} (took {format_seconds(total)} on this machine's CPU; "

@@ -86,14 +86,14 @@ class NerfStudy:
         env = study_env(self.cache)
         scene = scene_folder(self.cache, self.size, self.views, self.scene_seed)
         plan = self.plan(f"{self.size}px-{self.views}v-s{self.scene_seed}")
-        results, seconds = [], []
+        results, seconds, cached = [], [], 0
         for index, edit in enumerate(plan, 1):
             outcome = run_edit(self.cache, scene, edit, env)
             results.append((edit, {**outcome.metrics, **step_diagnostics(self.cache, edit)}))
-            if not outcome.cached:
-                seconds.append(outcome.edit_seconds + outcome.eval_seconds)
+            seconds.append(outcome.edit_seconds + outcome.eval_seconds)  # as measured when the edit ran
+            cached += outcome.cached
             print(self.progress_line(index, len(plan), edit, outcome), flush=True)
-        section = self.section(results, seconds, time.time() - start, scene)
+        section = self.section(results, seconds, cached, time.time() - start, scene)
         document = self.out.read_text() if self.out.is_file() else "# NeRF-level results\n"
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.out.write_text(report.replace_section(document, section))
@@ -158,14 +158,18 @@ class NerfStudy:
                 notes.append(f"without {key.replace('_', ' ')} {', '.join(missing)}")
         return notes
 
-    def section(self, results, seconds: List[float], total: float, scene: Path) -> str:
+    def section(self, results, seconds: List[float], cached: int, total: float, scene: Path) -> str:
         """The markdown section: setup, tables, comparisons, findings, figures."""
         from ids_nerf.study.nerf_setup import setup_text
 
         figures = self.write_figures(results, scene)
         ids_dds = report.ids_vs_dds(results)
         optimizer = report.optimizer_comparisons(results, self.optimizers[0])
-        parts = [setup_text(self, seconds, total, figures), "### Means over sources and seeds (± sample sd)", ""]
+        parts = [
+            setup_text(self, seconds, cached, total, figures),
+            "### Means over sources and seeds (± sample sd)",
+            "",
+        ]
         parts += [report.means_table(results), "", "### IDS - DDS, paired by source and seed", ""]
         parts += [COMPARISON_NOTE, "", report.comparison_table(ids_dds, "optimizer"), ""]
         parts += ["What it shows (computed from the table above):", ""]
