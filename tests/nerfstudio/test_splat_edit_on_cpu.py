@@ -52,9 +52,10 @@ def splat_edit(tmp_path_factory, ns_env):
     shutil.copytree(scene, guidance_scene)
     _checked(synthetic_train_command(root, scene, "splatfacto", "src", SOURCE_STEPS, *SOURCE_SPLAT), ns_env)
     source = root / "out" / "scene" / "splatfacto" / "src"
-    _checked(_edit(root, scene, source / "nerfstudio_models", guidance_scene, "edit", EDIT_STEPS), ns_env)
+    edit = _checked(_edit(root, scene, source / "nerfstudio_models", guidance_scene, "edit", EDIT_STEPS), ns_env)
     shutil.rmtree(guidance_scene)  # from here on, nothing may need the diffusion model
     return {
+        "log": edit.stdout,
         "root": root,
         "scene": scene,
         "source": source,
@@ -91,6 +92,15 @@ def test_splat_edit_moves_the_ball_to_the_target_and_keeps_the_rest(splat_edit, 
     # ... while the silhouette and what lies outside the ball stay close to the source (0.975, 27.2 dB)
     assert metrics["mask_iou"] > 0.9
     assert metrics["background_psnr"] > 24.0
+
+
+def test_the_splat_edit_printed_its_memory_plan_with_the_measured_render(splat_edit):
+    """The exact-score model has no weights: the plan's transient is the measured render of a whole view."""
+    lines = [line for line in splat_edit["log"].splitlines() if line.startswith("Memory plan: cpu: ")]
+    assert len(lines) == 1, splat_edit["log"][-3000:]
+    assert "diffusion weights" not in lines[0] and "text encoder or step" in lines[0]
+    step = lines[0].split("text encoder or step ")[1].split(",")[0]  # e.g. "1.2 MiB"
+    assert float(step.split()[0]) > 0 and step.split()[1] in ("KiB", "MiB", "GiB")
 
 
 def test_an_edited_splat_run_opens_in_ns_eval_render_export_without_the_diffusion_model(splat_edit, ns_env, tmp_path):
