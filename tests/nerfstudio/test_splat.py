@@ -1,7 +1,8 @@
 """ids-edit-splat set-up: registration, loading a splatfacto checkpoint, optimizer wiring.
 
-These build the trainer in-process with gsplat untouched, so the source latents come from the dataset;
-the whole edit (source renders, edit steps, evaluation) runs in test_splat_edit_on_cpu.py.
+These build the trainer in-process; its memory plan renders one view with the CPU stand-in rasterizer,
+and the source latents come from the dataset; the whole edit (source renders, edit steps, evaluation)
+runs in test_splat_edit_on_cpu.py.
 """
 
 import pytest
@@ -12,6 +13,7 @@ from nerfstudio.engine.callbacks import TrainingCallbackLocation
 from nerfstudio.models.splatfacto import SplatfactoModelConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 
+from ids_nerf.testing.gsplat_cpu import use_cpu_rasterizer
 from tests.nerfstudio.conftest import edit_trainer
 
 pytestmark = pytest.mark.slow
@@ -42,16 +44,18 @@ def splat_checkpoint(workspace, ns_env, tmp_path_factory):
 
 
 def _trainer(workspace, tiny_sd_dir, load_dir, tmp_path, densify=False):
-    return edit_trainer(
-        "ids-edit-splat",
-        workspace,
-        tiny_sd_dir,
-        load_dir,
-        tmp_path,
-        model={"num_random": 1000},
-        source_latents_from="dataset",
-        densify=densify,
-    )
+    # the set-up's memory plan renders one view: on a CPU, through the stand-in rasterizer
+    with use_cpu_rasterizer():
+        return edit_trainer(
+            "ids-edit-splat",
+            workspace,
+            tiny_sd_dir,
+            load_dir,
+            tmp_path,
+            model={"num_random": 1000, "use_absgrad": False},  # the stand-in has no absgrad
+            source_latents_from="dataset",
+            densify=densify,
+        )
 
 
 def test_splat_edit_loads_the_gaussians_and_optimizes_them(workspace, ns_env, tiny_sd_dir, splat_checkpoint, tmp_path):
