@@ -114,12 +114,16 @@ class EditMemory:
         self.nerf_device = str(pipeline.device)
         trainable = [p for p in pipeline.model.parameters() if p.requires_grad]
         self.optimizer_bytes = 3 * sum(p.numel() * p.element_size() for p in trainable)
-        self.latent_bytes = 0  # filled from the diffusion estimate (views x latent)
         self.views = len(cameras)
         self._diffusion: Dict[str, DiffusionMemory] = {}
-        self._render = pipeline.edit_render_bytes
+        self._render: Dict[int, int] = {}  # rays -> bytes: a budget tries many settings, the probes run once
         self.model, self.fpr_steps, self.jacobian = config.diffusion_model, config.fpr_steps, config.fpr_jacobian
         self.diffusion_size = config.diffusion_size
+
+    def render(self, rays: int) -> int:
+        if rays not in self._render:
+            self._render[rays] = self.pipeline.edit_render_bytes(rays)
+        return self._render[rays]
 
     def diffusion(self, precision: str) -> DiffusionMemory:
         if precision not in self._diffusion:
@@ -131,7 +135,7 @@ class EditMemory:
     def plan(self, setting: Setting) -> Plan:
         diffusion = self.diffusion(setting.precision)
         rays = self.view[0] * self.view[1]
-        render = self._render(min(setting.chunk_rays, rays))
+        render = self.render(min(setting.chunk_rays, rays))
         state = {"gradients + Adam": self.optimizer_bytes, "source latents": self.views * diffusion.latent_bytes}
         if setting.diffusion_device != self.nerf_device:
             transient = max(diffusion.text_encoder, diffusion.step_activations)
