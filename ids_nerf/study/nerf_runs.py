@@ -20,6 +20,7 @@ import io
 import json
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,11 +124,21 @@ def edit_dir(cache: Path, edit: EditRun) -> Path:
     return cache / "edits" / edit.key()
 
 
+def is_done(cache: Path, edit: EditRun) -> bool:
+    """Whether ``edit`` ran and was evaluated before (its result is in the cache)."""
+    return (edit_dir(cache, edit) / "result.json").is_file()
+
+
+STDOUT_LOCK = threading.Lock()
+"""Held while :func:`evaluate` swaps the process's stdout and rasterizer, so that study threads neither
+print into the swallowed output nor render with another thread's rasterizer; printers take it too."""
+
+
 def run_edit(cache: Path, scene: Path, edit: EditRun, env: Dict[str, str]) -> EditOutcome:
     """Train (if needed) the edit's source, run the edit and evaluate it; cached by the edit's key."""
     folder = edit_dir(cache, edit)
     result_file = folder / "result.json"
-    if result_file.is_file():
+    if is_done(cache, edit):
         saved = json.loads(result_file.read_text())
         return EditOutcome(saved["metrics"], saved["edit_seconds"], saved["eval_seconds"], cached=True)
     source = train_source(cache, scene, edit.source, env)
@@ -164,7 +175,7 @@ def evaluate(source: Path, edited: Path, scene: Path, appearance: str, backbone:
     from ids_nerf.nerfstudio.compare import render_run_views
 
     saved = source / "test-renders.pt"
-    with renderer(backbone), contextlib.redirect_stdout(io.StringIO()):  # nerfstudio's loading chatter
+    with STDOUT_LOCK, renderer(backbone), contextlib.redirect_stdout(io.StringIO()):  # nerfstudio's chatter
         if not saved.is_file():
             torch.save(render_run_views(source / "config.yml", "test", with_geometry=True), saved)
         return evaluate_runs(

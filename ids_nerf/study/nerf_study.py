@@ -4,7 +4,9 @@ object by object. Writes its section of docs/results-nerf.md and one figure per 
 from __future__ import annotations
 
 import itertools
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List
@@ -13,7 +15,16 @@ from ids_nerf.console import format_seconds
 from ids_nerf.errors import UserError
 from ids_nerf.study import nerf_report as report
 from ids_nerf.study.nerf_grid import BACKBONES, EDIT_CASES, EditRun, SourceRun, arms, optimizer_flags
-from ids_nerf.study.nerf_runs import renders, run_edit, scene_folder, step_diagnostics, study_env
+from ids_nerf.study.nerf_runs import (
+    STDOUT_LOCK,
+    is_done,
+    renders,
+    run_edit,
+    scene_folder,
+    step_diagnostics,
+    study_env,
+    train_source,
+)
 
 DEFAULTS = {
     "sources": 2,
@@ -75,6 +86,10 @@ class NerfStudy:
     once at its start."""
     scene_seed: int = 0
     """Seed of the scene's cameras."""
+    jobs: int = 1
+    """Trainings and edits run at once, each ns-train with (CPU cores / jobs) threads unless OMP_NUM_THREADS
+    is set. On the 2-core CPU machine 2 jobs finished about 1.45x the edits per hour of 1. Results do not
+    depend on it: each edit is seeded and has its own folder."""
 
     def main(self) -> Path:
         self.check()
@@ -83,16 +98,26 @@ class NerfStudy:
         # one opens only from the folder the study ran in)
         self.cache = self.cache.resolve()
         self.cache.mkdir(parents=True, exist_ok=True)
-        env = study_env(self.cache)
+        env = self.thread_env(study_env(self.cache))
         scene = scene_folder(self.cache, self.size, self.views, self.scene_seed)
         plan = self.plan(f"{self.size}px-{self.views}v-s{self.scene_seed}")
         results, seconds, cached = [], [], 0
-        for index, edit in enumerate(plan, 1):
-            outcome = run_edit(self.cache, scene, edit, env)
-            results.append((edit, {**outcome.metrics, **step_diagnostics(self.cache, edit)}))
-            seconds.append(outcome.edit_seconds + outcome.eval_seconds)  # as measured when the edit ran
-            cached += outcome.cached
-            print(self.progress_line(index, len(plan), edit, outcome), flush=True)
+        with ThreadPoolExecutor(self.jobs) as pool:
+            try:
+                # the sources first, so that no two edits start training the same one
+                needed = _sources([edit for edit in plan if not is_done(self.cache, edit)])
+                list(pool.map(lambda source: train_source(self.cache, scene, source, env), needed))
+                running = [pool.submit(run_edit, self.cache, scene, edit, env) for edit in plan]
+                for index, (edit, job) in enumerate(zip(plan, running), 1):
+                    outcome = job.result()  # in plan order, so the report does not depend on --jobs
+                    results.append((edit, {**outcome.metrics, **step_diagnostics(self.cache, edit)}))
+                    seconds.append(outcome.edit_seconds + outcome.eval_seconds)  # as measured when it ran
+                    cached += outcome.cached
+                    with STDOUT_LOCK:
+                        print(self.progress_line(index, len(plan), edit, outcome), flush=True)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # the edits already running finish; no new ones
+                raise
         section = self.section(results, seconds, cached, time.time() - start, scene)
         document = self.out.read_text() if self.out.is_file() else "# NeRF-level results\n"
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -109,14 +134,21 @@ class NerfStudy:
             unknown = [value for value in given if value not in known]
             if unknown:
                 raise UserError(f"{name}: unknown {', '.join(unknown)}; known: {', '.join(known)}")
-        if self.sources < 1 or self.seeds < 1 or self.edit_steps < 1:
-            raise UserError("--sources, --seeds and --edit-steps must be at least 1")
+        if min(self.sources, self.seeds, self.edit_steps, self.jobs) < 1:
+            raise UserError("--sources, --seeds, --edit-steps and --jobs must be at least 1")
         if not self.optimizers:
             raise UserError("--optimizers needs at least one optimizer, e.g. adam")
         for spec in self.optimizers:
             optimizer_flags(spec, BACKBONES["nerfacto"])  # a bad spec fails here, in one line
         if any(scale <= 0 for scale in self.fpr_scales + self.alt_optimizer_scales):
             raise UserError("FPR scales (lambda) must be positive; DDS runs anyway")
+
+    def thread_env(self, env: Dict[str, str]) -> Dict[str, str]:
+        """``env`` with each job's share of the cores as its OMP_NUM_THREADS (jobs that each take all the
+        cores slow one another down)."""
+        if self.jobs == 1 or "OMP_NUM_THREADS" in env:
+            return env
+        return {**env, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // self.jobs))}
 
     def plan(self, scene_key: str) -> List[EditRun]:
         """Every edit of the study, grouped so that each source is trained once, before its edits."""
@@ -228,3 +260,8 @@ def _masks(scene: Path):
     return torch.stack(
         [torch.from_numpy(np.asarray(Image.open(p), dtype=np.int64)) for p in mask_images(scene, "test")]
     )
+
+
+def _sources(plan: List[EditRun]) -> List[SourceRun]:
+    """The plan's source trainings, each once, in plan order."""
+    return list(dict.fromkeys(edit.source for edit in plan))

@@ -6,6 +6,7 @@ import pytest
 
 from ids_nerf.errors import UserError
 from ids_nerf.study import nerf_report as report
+from ids_nerf.study import nerf_study
 from ids_nerf.study.nerf_grid import BACKBONES, Arm, EditRun, SourceRun, optimizer_flags
 from ids_nerf.study.nerf_study import NerfStudy
 
@@ -57,6 +58,19 @@ def test_bad_study_settings_are_one_line():
         NerfStudy(edits=["red-table"]).check()
     with pytest.raises(UserError, match="is not one of"):
         NerfStudy(optimizers=["lbfgs"]).check()
+    with pytest.raises(UserError, match="--jobs must be at least 1"):
+        NerfStudy(jobs=0).check()
+
+
+def test_jobs_share_the_cores_and_each_source_trains_once(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert NerfStudy(jobs=1).thread_env({"A": "1"}) == {"A": "1"}  # one job: torch's own default
+    assert NerfStudy(jobs=3).thread_env({})["OMP_NUM_THREADS"] == "5"
+    assert NerfStudy(jobs=32).thread_env({})["OMP_NUM_THREADS"] == "1"
+    assert NerfStudy(jobs=2).thread_env({"OMP_NUM_THREADS": "7"})["OMP_NUM_THREADS"] == "7"  # the user's wins
+    plan = NerfStudy().plan("k")
+    sources = nerf_study._sources(plan)
+    assert [(s.backbone, s.seed) for s in sources] == [(b, i) for b in ("nerfacto", "splatfacto") for i in (0, 1)]
 
 
 def _results():

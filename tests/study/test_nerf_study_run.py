@@ -16,8 +16,9 @@ from ids_nerf.study.nerf_study import NerfStudy
 pytestmark = pytest.mark.slow
 
 
-def _tiny(tmp_path, backbone, fpr_scales):
+def _tiny(tmp_path, backbone, fpr_scales, jobs=1):
     return NerfStudy(
+        jobs=jobs,
         out=tmp_path / "results.md",
         figures=tmp_path / "figures",
         cache=tmp_path / "cache",
@@ -63,10 +64,11 @@ def _check_report(study, arms, capsys):
 
 
 def test_a_tiny_nerfacto_study_runs_reports_and_reruns_from_its_cache(tmp_path, capsys):
-    study = _tiny(tmp_path, "nerfacto", [0.1, 1.0])
+    study = _tiny(tmp_path, "nerfacto", [0.1, 1.0], jobs=2)  # the edits side by side, reported in plan order
     study.main()
     _check_report(study, ["DDS", "IDS λ=0.1", "IDS λ=1"], capsys)
-    capsys.readouterr()
+    progress = [line.split("]")[0] for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert progress == ["[1/3", "[2/3", "[3/3"]  # every edit printed once, in plan order
     study.main()  # everything cached: no ns-train runs again
     assert capsys.readouterr().out.count("(cached)") == 3
     assert "every edit came from the cache" in study.out.read_text()
