@@ -29,7 +29,7 @@ from typing import Dict, Iterator, List, Optional
 import torch
 
 from ids_nerf.study.nerf_grid import EDIT_CASES, SCENE_APPEARANCES, EditRun, SourceRun
-from ids_nerf.workflow.runner import PROGRESS_ARGS, ns_train, run_ns_train
+from ids_nerf.workflow.runner import ns_train, run_folder_args, run_ns_train
 
 
 @dataclass
@@ -86,20 +86,6 @@ def device_flags() -> List[str]:
     return [] if torch.cuda.is_available() else ["--machine.device-type", "cpu"]
 
 
-def _common(output_dir: Path, experiment: str, timestamp: str) -> List[str]:
-    return [
-        "--output-dir",
-        str(output_dir),
-        "--experiment-name",
-        experiment,
-        "--timestamp",
-        timestamp,
-        "--vis",
-        "tensorboard",
-        *PROGRESS_ARGS,
-    ]
-
-
 def _data(scene: Path) -> List[str]:
     return ["blender-data", "--data", str(scene), "--alpha-color", "None"]
 
@@ -115,7 +101,7 @@ def train_source(cache: Path, scene: Path, source: SourceRun, env: Dict[str, str
     run = folder / "run" / method / "source"  # nerfstudio's output_dir/experiment/method/timestamp
     if any((run / "nerfstudio_models").glob("*.ckpt")):
         return run
-    args = [method, *_common(folder, "run", "source"), *source.args(device_flags()), *_data(scene)]
+    args = [method, *run_folder_args(folder, "run", "source"), *source.args(device_flags()), *_data(scene)]
     run_ns_train(args, folder / "source.log", env, launcher=launcher(source.backbone))
     return run
 
@@ -146,7 +132,7 @@ def run_edit(cache: Path, scene: Path, edit: EditRun, env: Dict[str, str]) -> Ed
     case = EDIT_CASES[edit.case]
     args = [
         edit.method,
-        *_common(folder, "edit", "edit"),
+        *run_folder_args(folder, "edit", "edit"),
         "--load-dir",
         str(source / "nerfstudio_models"),
         "--pipeline.source-prompt",

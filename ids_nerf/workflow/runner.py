@@ -35,6 +35,17 @@ STEP_LINE = re.compile(r"^(\d+) \(\d+(?:\.\d+)?%\)")
 PROGRESS_ARGS = ["--logging.local-writer.enable", "True", "--logging.local-writer.max-log-size", "0"]
 """Make ns-train print one plain line per logged step, which :func:`run_ns_train` reads for its progress."""
 NERFSTUDIO_DEFAULT_STEPS = 30000
+
+
+def run_folder_args(output_dir: Path, experiment: str, timestamp: str, progress: bool = True) -> List[str]:
+    """ns-train flags that put a run in ``output_dir/experiment/<method>/timestamp`` and log to tensorboard
+    only (no viewer); with ``progress`` the local writer prints the step lines :func:`run_ns_train` reads,
+    without it the local writer is off."""
+    writer = PROGRESS_ARGS if progress else ["--logging.local-writer.enable", "False"]
+    location = ["--output-dir", str(output_dir), "--experiment-name", experiment, "--timestamp", timestamp]
+    return [*location, "--vis", "tensorboard", *writer]
+
+
 Progress = Optional[Callable[[int, int], None]]
 """Called with (step, steps) as ns-train reports its steps."""
 
@@ -110,15 +121,7 @@ def train_source(spec: EditSpec, env: Optional[Dict[str, str]] = None, progress:
     run = spec.output_dir / spec.name / spec.source_method / "source"
     args = [
         spec.source_method,
-        "--output-dir",
-        str(spec.output_dir),
-        "--experiment-name",
-        spec.name,
-        "--timestamp",
-        "source",
-        "--vis",
-        "tensorboard",
-        *PROGRESS_ARGS,
+        *run_folder_args(spec.output_dir, spec.name, "source"),
         *spec.source_args,
         spec.dataparser,
         "--data",
@@ -139,15 +142,7 @@ def run_edit(spec: EditSpec, source: Path, env: Optional[Dict[str, str]] = None,
     stamp = time.strftime("%Y-%m-%d_%H%M%S")
     args = [
         spec.method,
-        "--output-dir",
-        str(spec.output_dir),
-        "--experiment-name",
-        spec.name,
-        "--timestamp",
-        stamp,
-        "--vis",
-        "tensorboard",
-        *PROGRESS_ARGS,
+        *run_folder_args(spec.output_dir, spec.name, stamp),
         "--load-dir",
         str(source / "nerfstudio_models"),
         "--pipeline.source-prompt",
