@@ -50,14 +50,19 @@ class PixelCodec:
         return x.clamp(0, 1)
 
 
-def posterior_mean(z_t: Tensor, a_t: Tensor, support: Tensor) -> Tensor:
-    """``E[x | z_t]`` for data uniform over ``support`` ``[N, C, H, W]``; ``z_t`` ``[B, C, H, W]``."""
+def posterior_weights(z_t: Tensor, a_t: Tensor, support: Tensor) -> Tensor:
+    """``w_i(z_t)``, the posterior over which of ``support`` ``[N, C, H, W]`` was noised, ``[B, N]``."""
     flat = z_t.flatten(1)  # [B, D]
     points = support.flatten(1).to(z_t.dtype)  # [N, D]
     a = a_t.reshape(-1, 1)
     sq_dist = flat.square().sum(1, keepdim=True) - 2 * a.sqrt() * flat @ points.T + a * points.square().sum(1)[None]
-    weights = torch.softmax(-sq_dist / (2 * (1 - a)), dim=1)  # [B, N]
-    return (weights @ points).reshape(z_t.shape)
+    return torch.softmax(-sq_dist / (2 * (1 - a)), dim=1)
+
+
+def posterior_mean(z_t: Tensor, a_t: Tensor, support: Tensor) -> Tensor:
+    """``E[x | z_t]`` for data uniform over ``support`` ``[N, C, H, W]``; ``z_t`` ``[B, C, H, W]``."""
+    weights = posterior_weights(z_t, a_t, support)
+    return (weights @ support.flatten(1).to(z_t.dtype)).reshape(z_t.shape)
 
 
 class ExactScoreGuidance:
