@@ -29,7 +29,7 @@ from ids_nerf.images import fit_short_side, image_psnr
 from ids_nerf.nerfstudio.edit_panel import EditPanel
 from ids_nerf.nerfstudio.memory_plan import extrapolate, probe_sizes
 from ids_nerf.nerfstudio.region import EditRegion, check_region, limit_field_to_region
-from ids_nerf.nerfstudio.rendering import camera_rays, chunk_peak_bytes, render_with_backprop
+from ids_nerf.nerfstudio.rendering import camera_rays, chunk_peak_bytes, largest_view, render_with_backprop
 from ids_nerf.nerfstudio.stale import StaleEditWatch
 
 
@@ -282,8 +282,7 @@ class IDSEditPipeline(VanillaPipeline):
         """Peak bytes of one render chunk of ``rays`` rays with its graph and backward: measured on two
         small chunks of the largest training view, extrapolated linearly (``memory_plan``)."""
         cameras = self.datamanager.train_dataset.cameras
-        index = int((cameras.height * cameras.width).flatten().argmax())
-        bundle = camera_rays(cameras, index, self.device)
+        bundle = camera_rays(cameras, largest_view(cameras), self.device)
         proposal = self._proposal_loss if self.config.proposal_loss_mult > 0 else None
         sizes = [min(n, rays) for n in probe_sizes()]
         if sizes[0] == sizes[1]:

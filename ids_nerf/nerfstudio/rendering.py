@@ -11,6 +11,7 @@ backward.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Iterator, Optional, Tuple
 
 import torch
@@ -31,6 +32,26 @@ def camera_rays(cameras: Cameras, index: int, device: torch.device | str) -> Ray
     bundle = camera.generate_rays(camera_indices=0, keep_shape=True)
     bundle.camera_indices = torch.full_like(bundle.camera_indices, index)
     return bundle
+
+
+def largest_view(cameras: Cameras) -> int:
+    """Index of the camera with the most pixels: the view whose render needs the most memory."""
+    return int((cameras.height * cameras.width).flatten().argmax())
+
+
+@contextlib.contextmanager
+def gradients_set_aside(model: torch.nn.Module) -> Iterator[None]:
+    """Inside, the model's trainable parameters have no gradient; afterwards they have the ones they had,
+    so that a measurement neither sees nor leaves gradients."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = [p.grad for p in params]
+    for param in params:
+        param.grad = None
+    try:
+        yield
+    finally:
+        for param, grad in zip(params, grads):
+            param.grad = grad
 
 
 class _ProposalSchedule:
@@ -137,13 +158,9 @@ def chunk_peak_bytes(
     proposal schedule and the random state are left as they were."""
     from ids_nerf.guidance.memory import LiveBytes
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    grads = [p.grad for p in params]
-    for param in params:
-        param.grad = None
     schedule = _ProposalSchedule(model)
     try:
-        with LiveBytes() as live:
+        with gradients_set_aside(model), LiveBytes() as live:
             for _, chunk in _chunks(bundle.flatten()[:rays], rays, seed, schedule):
                 with torch.enable_grad():
                     outputs = model(chunk)
@@ -153,5 +170,3 @@ def chunk_peak_bytes(
         return live.peak
     finally:
         schedule.rewind()
-        for param, grad in zip(params, grads):
-            param.grad = grad

@@ -21,6 +21,7 @@ from ids_nerf.errors import UserError
 from ids_nerf.guidance.memory import LiveBytes
 from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, IDSEditPipelineConfig
 from ids_nerf.nerfstudio.region import EditRegion, zero_gradient_outside
+from ids_nerf.nerfstudio.rendering import gradients_set_aside, largest_view
 
 GAUSSIAN_PREFIX = "gauss_params."
 """State-dict entries whose first dimension is the number of Gaussians, which a checkpoint sets."""
@@ -132,21 +133,13 @@ class IDSSplatEditPipeline(IDSEditPipeline):
     def edit_render_bytes(self, rays: int) -> int:
         """Peak bytes of rendering the largest training view with grad and its backward, measured (a splat
         view renders whole: ``rays`` does not apply). Gradients are left as they were."""
-        cameras = self.datamanager.train_dataset.cameras
-        index = int((cameras.height * cameras.width).flatten().argmax())
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        grads = [p.grad for p in params]
-        for param in params:
-            param.grad = None
-        try:
-            with LiveBytes() as live, SplatfactoHooks(self.model).without_densify_bookkeeping():
-                image, _ = self.render_for_edit(index, self.config.seed)
-                image.sum().backward()
-                del image
-            return live.peak
-        finally:
-            for param, grad in zip(params, grads):
-                param.grad = grad
+        index = largest_view(self.datamanager.train_dataset.cameras)
+        hooks = SplatfactoHooks(self.model)
+        with gradients_set_aside(self.model), LiveBytes() as live, hooks.without_densify_bookkeeping():
+            image, _ = self.render_for_edit(index, self.config.seed)
+            image.sum().backward()
+            del image
+        return live.peak
 
     def limit_to_region(self, region: EditRegion) -> None:
         """Nothing to install: ``backprop`` zeroes the gradient of the Gaussians outside the region."""

@@ -4,7 +4,14 @@ import torch
 from nerfstudio.cameras.rays import RayBundle
 from torch import nn
 
-from ids_nerf.nerfstudio.rendering import _chunks, backprop_rgb, render_rgb, render_with_backprop
+from ids_nerf.nerfstudio.rendering import (
+    _chunks,
+    backprop_rgb,
+    gradients_set_aside,
+    largest_view,
+    render_rgb,
+    render_with_backprop,
+)
 
 
 class NoisyField(nn.Module):
@@ -94,3 +101,29 @@ def test_a_larger_view_or_no_grad_takes_the_deferred_path():
     with torch.no_grad():
         image, _ = render_with_backprop(model, bundle, 64, seed=0)
     assert not image.requires_grad
+
+
+def test_a_measurement_neither_sees_nor_leaves_gradients():
+    model = NoisyField()
+    model.linear.bias.requires_grad_(False)  # frozen: not touched
+    model.linear.weight.grad = before = torch.ones_like(model.linear.weight)
+    with gradients_set_aside(model):
+        assert model.linear.weight.grad is None
+        model(_bundle().flatten())["rgb"].sum().backward()
+    assert model.linear.weight.grad is before and model.linear.bias.grad is None
+
+
+def test_the_largest_view_is_the_one_with_most_pixels():
+    from nerfstudio.cameras.cameras import Cameras
+
+    sizes = [(4, 4), (8, 6), (5, 9)]  # 16, 48, 45 pixels
+    cameras = Cameras(
+        camera_to_worlds=torch.eye(4)[:3].expand(3, 3, 4),
+        fx=1.0,
+        fy=1.0,
+        cx=2.0,
+        cy=2.0,
+        height=torch.tensor([[h] for h, _ in sizes]),
+        width=torch.tensor([[w] for _, w in sizes]),
+    )
+    assert largest_view(cameras) == 1
