@@ -89,8 +89,8 @@ class NerfStudy:
     """Seed of the scene's cameras."""
     jobs: int = 1
     """Trainings and edits run at once, each ns-train with (CPU cores / jobs) threads unless OMP_NUM_THREADS
-    is set. On the 2-core CPU machine 2 jobs finished about 1.45x the edits per hour of 1. Results do not
-    depend on it: each edit is seeded and has its own folder."""
+    is set. On the 2-core CPU machine 2 jobs finished about 1.45x the edits per hour of 1. The report lists
+    the edits in the same order; their numbers move with the thread count as with any rerun (float sums)."""
 
     def main(self) -> Path:
         self.check()
