@@ -12,7 +12,7 @@ from ids_nerf.console import format_seconds
 
 
 def command_line(study) -> str:
-    """The ``ids-nerf study-3d`` command that reproduces ``study``'s grid."""
+    """The ``ids-nerf study-3d`` command that reproduces ``study``'s grid (with its ``--jobs``)."""
 
     def many(values) -> str:
         return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
@@ -24,6 +24,7 @@ def command_line(study) -> str:
         f"--alt-optimizer-scales {many(study.alt_optimizer_scales)} --edit-steps {study.edit_steps} "
         f"--nerfacto-source-steps {study.nerfacto_source_steps} "
         f"--splatfacto-source-steps {study.splatfacto_source_steps} --size {study.size} --views {study.views}"
+        + (f" --jobs {study.jobs}" if study.jobs > 1 else "")
     )
 
 
