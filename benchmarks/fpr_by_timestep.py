@@ -19,7 +19,7 @@ from typing import Dict, List
 
 import torch
 
-from ids_nerf.core import add_noise, alpha_bar, fpr_refine
+from ids_nerf.core import add_noise, alpha_bar, ids_step
 from ids_nerf.guidance.exact import ExactScoreGuidance, load_exact_score, posterior_weights
 
 TIMESTEPS = (50, 100, 200, 300, 400, 500, 600, 700, 800, 949)
@@ -41,21 +41,25 @@ def fpr_by_timestep(
     unchanged, and the mean largest posterior weight of the caption's views. ``z_src`` ``[V, C, H, W]``."""
     generator = torch.Generator().manual_seed(seed)
     cond = model.embed_prompt(caption).expand(len(z_src))
-    support = model.sets[model.captions.index(model.aliases.get(caption, caption))]
+    support = model.sets[int(cond[0])]  # the condition is the caption's index
     rows = []
     for step in timesteps:
         t = torch.full((len(z_src),), step, dtype=torch.long)
         before, after, unchanged, certainty = [], [], [], []
         for _ in range(noises):
             noise = torch.randn(z_src.shape, generator=generator)
-            z_t = add_noise(z_src, noise, t, model.alphas_cumprod)
-            result = fpr_refine(model.score_fn, z_src, z_t, cond, t, model.alphas_cumprod, fpr_steps + 1, fpr_scale)
-            first, last = result.distances[0], result.distances[-1]  # the extra step only measures the last
-            before.append(first)
-            after.append(last)
-            unchanged.append(((first - last).abs() / first < UNCHANGED).float())
-            a_t = alpha_bar(model.alphas_cumprod, t, z_t)
-            certainty.append(posterior_weights(z_t, a_t, support).max(dim=1).values)
+            # the edit's own step (target = source: only the source half is read), as the study logs it
+            result = ids_step(
+                model.score_fn, z_src, z_src, cond, cond, t, noise, model.alphas_cumprod, fpr_steps, fpr_scale
+            )
+            before.append(result.distance_before)
+            after.append(result.distance_after)
+            change = (result.distance_before - result.distance_after).abs() / result.distance_before
+            unchanged.append((change < UNCHANGED).float())
+            a_t = alpha_bar(model.alphas_cumprod, t, z_src)
+            certainty.append(
+                posterior_weights(add_noise(z_src, noise, t, model.alphas_cumprod), a_t, support).max(1).values
+            )
         rows.append(
             {
                 "t": step,
