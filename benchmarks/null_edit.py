@@ -38,6 +38,7 @@ VARIANTS = {
     "lr-1e-3": {"lr": 1e-3},
     "train-embedding": {"pipeline.train_appearance_embedding": True},
     "jitter": {"pipeline.deterministic_sampling": False},
+    "identity-mask": {"pipeline.identity_mask": "score"},
 }
 
 

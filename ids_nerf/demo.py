@@ -8,6 +8,8 @@ against the ground-truth blue ball and prints the table.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -63,6 +65,11 @@ class Demo:
     """ids-edit steps."""
     seed: int = 0
     """Scene seed."""
+    oracle: bool = True
+    """Also run the oracle: the same source fitted to the ground-truth edited training views with the edit's
+    own optimizer, rate, steps and views; the table then puts the edit beside what the NeRF can reach."""
+    identity_mask: Literal["none", "score"] = "none"
+    """The edit's --pipeline.identity-mask: score keeps what the prompts do not name (docs/results-nerf.md)."""
 
     @property
     def splat(self) -> bool:
@@ -79,7 +86,7 @@ class Demo:
             )
         check_output_free(self.out)
         start = time.time()
-        stages = Stages(4)
+        stages = Stages(5 if self.oracle else 4)
         print(
             f"ids-nerf demo: a synthetic scene, a source {'splatfacto' if self.splat else 'nerfacto'} "
             f"({self.source_steps_or_default()} steps), an {self.method} edit ({self.edit_steps} steps) scored by "
@@ -90,12 +97,37 @@ class Demo:
         stages.done(str(scene))
         spec = self.edit_spec(scene)
         # the runs' own logs keep everything; the console keeps only what a person reads
+        env = self.environment()
         with third_party_warnings_to(self.out / "runs" / spec.name / "warnings.log"):
-            result = run_spec(spec, self.environment(), stages=stages)
-        if result.error:
-            raise UserError(result.error)
+            result = run_spec(spec, env, stages=stages)
+            if result.error:
+                raise UserError(result.error)
+            if self.oracle:
+                self.run_oracle(spec, scene, result, stages, env)
         self.print_summary(result, time.time() - start)
         return result
+
+    def run_oracle(self, spec, scene: Path, result, stages: Stages, env: dict) -> None:
+        """The oracle edit of the demo's source, evaluated; its table beside the edit's in eval/oracle.md."""
+        import contextlib
+        import dataclasses
+
+        from ids_nerf.evaluation.evaluate import evaluate_runs
+        from ids_nerf.scenes.edit_scene import read_scene_info
+        from ids_nerf.workflow.runner import edit_log, run_edit
+
+        appearance = read_scene_info(scene)["edited"]
+        images = ["--pipeline.oracle-images", str(scene / "appearances" / appearance / "train")]
+        oracle = dataclasses.replace(spec, edit_args=[*spec.edit_args, *images])
+        stages.start("oracle: the source fitted to the ground-truth edited views, as the edit runs")
+        run = run_edit(oracle, result.source_run, env, stages.progress)
+        with open(run.parent.parent / f"eval-{run.name}.log", "w") as log, contextlib.redirect_stdout(log):
+            report = evaluate_runs(
+                result.source_run / "config.yml", run / "config.yml", run / "eval", scene, appearance
+            )
+        stages.done(f"log: {edit_log(oracle, run.name)}")
+        edited = json.loads((result.edit_run / "eval" / "metrics.json").read_text())["metrics"]
+        (result.edit_run / "eval" / "oracle.md").write_text(oracle_table(edited, report.metrics, run))
 
     def source_steps_or_default(self) -> int:
         return self.source_steps or (1500 if self.splat else 600)
@@ -150,6 +182,7 @@ class Demo:
                 # exact-score model at CFG 7.5, in 2D and on the NeRF (docs/results*.md)
                 *(["--pipeline.fpr-scale", "0.1"] if self.model == "exact" else []),
                 *(SPLAT_EDIT_COLOUR_LR if self.splat else []),
+                *(["--pipeline.identity-mask", self.identity_mask] if self.identity_mask != "none" else []),
             ],
             output_dir=self.out / "runs",
         )
@@ -160,8 +193,32 @@ class Demo:
         eval_dir = result.edit_run / "eval"
         print()
         print((eval_dir / "metrics.md").read_text())
+        if (eval_dir / "oracle.md").is_file():
+            print((eval_dir / "oracle.md").read_text())
         print(f"Demo finished in {format_seconds(seconds)}. Open:")
         print(f"  {eval_dir / 'grid.png'}  (a row per test view: source | edited | ground-truth target | difference)")
         print(f"  {eval_dir / 'metrics.md'}  (the table above)")
+        if (eval_dir / "oracle.md").is_file():
+            print(f"  {eval_dir / 'oracle.md'}  (the edit beside the oracle)")
         print(f"  logs:       {result.edit_run.parent.parent}/*.log")
         print(f"  view it:    ns-viewer --load-config {result.edit_run / 'config.yml'}")
+
+
+ORACLE_ROWS = ("target_psnr_", "identity_psnr_", "leak_")
+"""The per-region metrics the oracle table compares (``ids_nerf.evaluation.regions``)."""
+
+
+def oracle_table(edited: dict, oracle: dict, oracle_run: Path) -> str:
+    """Markdown: each region metric of the edit beside the oracle's, and the difference."""
+    lines = [
+        "| region metric (test views) | edit | oracle | edit - oracle |",
+        "| --- | --- | --- | --- |",
+    ]
+    for key, value in edited.items():
+        if key.startswith(ORACLE_ROWS) and key in oracle and not math.isnan(value):
+            lines.append(f"| {key} | {value:.3f} | {oracle[key]:.3f} | {value - oracle[key]:+.3f} |")
+    note = (
+        "PSNR in dB; leak: mean absolute colour change (0-1). The oracle is the same source fitted to the "
+        f"ground-truth edited training views with the edit's own settings: {oracle_run}"
+    )
+    return "\n".join(lines + ["", note]) + "\n"

@@ -22,6 +22,7 @@ def _subcommands() -> dict:
     from ids_nerf.evaluation.evaluate import EvalRuns
     from ids_nerf.image_editing import EditImageConfig
     from ids_nerf.nerfstudio.compare import CompareRuns
+    from ids_nerf.study.identity_study import IdentityStudy
     from ids_nerf.study.latent_study import Study
     from ids_nerf.study.nerf_study import NerfStudy
 
@@ -36,6 +37,7 @@ def _subcommands() -> dict:
         "edit-image": EditImageConfig,
         "study": Study,
         "study-3d": NerfStudy,
+        "identity-3d": IdentityStudy,
         "make-scene": MakeScene,
         "make-tiny-sd": MakeTinySD,
     }

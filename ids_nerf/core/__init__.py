@@ -12,6 +12,7 @@ from ids_nerf.core.directions import (
     ids_step,
     sds_direction,
 )
+from ids_nerf.core.edit_mask import anchored_direction, relevance_map, threshold_relevance
 from ids_nerf.core.fpr import FPRResult, ScoreFn, fpr_refine, posterior_distance
 from ids_nerf.core.noising import (
     add_noise,
@@ -29,6 +30,7 @@ __all__ = [
     "ScoreFn",
     "add_noise",
     "alpha_bar",
+    "anchored_direction",
     "classifier_free_guidance",
     "dds_direction",
     "dds_step",
@@ -38,8 +40,10 @@ __all__ = [
     "ids_direction",
     "ids_step",
     "posterior_distance",
+    "relevance_map",
     "sample_timesteps",
     "sd_alphas_cumprod",
     "sds_direction",
+    "threshold_relevance",
     "tweedie_z0",
 ]

@@ -155,17 +155,19 @@ def evaluate_runs(
     clip_model: str = DEFAULT_CLIP,
     keep_renders: bool = False,
     source_renders: Optional[List[dict]] = None,
+    edited_renders: Optional[List[dict]] = None,
 ) -> EvalReport:
     """Render the test views of both runs, compute the metrics, write ``metrics.json``,
     ``metrics.md`` and ``grid.png`` (a labeled figure; a row per test view: source | edited |
     ground-truth target | 4x difference) into ``out``. ``source_renders`` (``render_run_views``'s dicts
-    with geometry, of the source's test views) saves rendering the source again when several edits share it."""
+    with geometry, of the source's test views) saves rendering the source again when several edits share it;
+    ``edited_renders`` the same for the edited run (e.g. one of its earlier checkpoints)."""
     from ids_nerf.nerfstudio.compare import render_run_views
 
     _check_runs(source_config, edited_config, scene)
     report = EvalReport()
     source = source_renders or render_run_views(source_config, "test", with_geometry=True)
-    edited = render_run_views(edited_config, "test", with_geometry=True)
+    edited = edited_renders or render_run_views(edited_config, "test", with_geometry=True)
     have_lpips = False
     if target_appearance is not None and scene is not None:
         targets, masks, edited_id, regions, truths = _ground_truth(Path(scene), target_appearance, len(edited))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Dict, List, Literal, Mapping, Optional, Tuple, Type
 
 import torch
@@ -21,14 +22,14 @@ from nerfstudio.utils import writer
 from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 
-from ids_nerf.core import distillation_loss, ids_step
+from ids_nerf.core import anchored_direction, distillation_loss, ids_step, relevance_map, threshold_relevance
 from ids_nerf.core.defaults import FPR_SCALE, FPR_STEPS, GUIDANCE_SCALE, LOSS_SCALE, MAX_STEP, MIN_STEP
 from ids_nerf.errors import UserError
 from ids_nerf.guidance import DEFAULT_MODEL, ScoreModel, load_guidance
-from ids_nerf.images import fit_short_side, image_psnr
+from ids_nerf.images import fit_short_side, image_psnr, read_rgb_on_white
 from ids_nerf.nerfstudio.edit_panel import EditPanel
 from ids_nerf.nerfstudio.memory_plan import extrapolate, probe_sizes
-from ids_nerf.nerfstudio.region import EditRegion, check_region, limit_field_to_region
+from ids_nerf.nerfstudio.region import EditRegion, check_region, limit_field_to_region, rays_through_box
 from ids_nerf.nerfstudio.rendering import camera_rays, chunk_peak_bytes, largest_view, render_with_backprop
 from ids_nerf.nerfstudio.stale import StaleEditWatch
 
@@ -109,6 +110,33 @@ class IDSEditPipelineConfig(VanillaPipelineConfig):
     dataparser's world coordinates (the cameras' and the scene box's; `ids-nerf scene-bounds --config
     RUN/config.yml` prints them). Gradients from outside the box are cut: nerfacto's ray samples outside
     it, splatfacto's Gaussians whose centre is outside it. Default: the whole scene."""
+    identity_mask: Literal["none", "score", "region"] = "none"
+    """Where the edit may act; outside, the render is pulled back to its stored source render
+    (--pipeline.identity-anchor). none: everywhere (the direction as the method gives it). score: where the
+    score model's predictions for the two prompts differ on the source render (DiffEdit's mask, made once
+    per view when the edit starts). region: the pixels whose rays pass through --pipeline.edit-region (the
+    box projected into each view; the box then no longer cuts gradients sample by sample). DDS and IDS get
+    the same mask; the edit's masks are saved with its checkpoints."""
+    identity_anchor: float = 1.0
+    """Weight w of the pull back to the source outside the mask: the direction there is w (z - z_src), the
+    gradient of w/2 ||z - z_src||^2 in latent units (the score's own pull on a drifted region is about
+    sqrt(a_t / (1 - a_t)), 0.2-4.4 over t in [50, 949)). 0: the direction is only cut outside the mask."""
+    mask_timestep: int = 500
+    """Timestep (of 1000) at which the two prompts' predictions are compared for the mask (DiffEdit: 500)."""
+    mask_samples: int = 8
+    """Noise draws averaged per view for the mask."""
+    mask_threshold: float = 0.5
+    """A latent pixel is in the mask where its relevance is at least this share of the view's largest."""
+    mask_dilation: int = 1
+    """Latent pixels the mask is grown by (8 image pixels each for Stable Diffusion), to reach borders."""
+    frozen_modules: Tuple[str, ...] = ()
+    """Diagnosis: submodules of the model the edit leaves as they are, by attribute path (e.g.
+    field.mlp_head, nerfacto's colour MLP shared by the whole scene). Default: none."""
+    oracle_images: Optional[Path] = None
+    """Verification: a folder of edited training images, under the training images' file names (an
+    edit scene's appearances/<name>/train). The edit then fits them by photometric loss instead of the
+    score, with its own optimizer, rate, steps and view schedule: what the NeRF can reach when the
+    supervision is exact (the oracle of docs/results-nerf.md)."""
     seed: int = 0
     """Seed of the view order, timesteps and noise."""
     memory_budget_gib: Optional[float] = None
@@ -146,6 +174,16 @@ def validate_edit_config(config: IDSEditPipelineConfig) -> None:
         raise UserError("--pipeline.memory-budget-gib must be positive (GiB); leave it out for no budget")
     if not 0 <= config.min_step < config.max_step <= 1000:
         raise UserError("need 0 <= --pipeline.min-step < --pipeline.max-step <= 1000")
+    if config.identity_anchor < 0 or config.mask_samples < 1 or config.mask_dilation < 0:
+        raise UserError(
+            "need --pipeline.identity-anchor >= 0, --pipeline.mask-samples >= 1, --pipeline.mask-dilation >= 0"
+        )
+    if not 0 < config.mask_threshold <= 1 or not 0 <= config.mask_timestep < 1000:
+        raise UserError("need 0 < --pipeline.mask-threshold <= 1 and 0 <= --pipeline.mask-timestep < 1000")
+    if config.identity_mask == "region" and config.edit_region is None:
+        raise UserError("--pipeline.identity-mask region needs --pipeline.edit-region X0 Y0 Z0 X1 Y1 Z1")
+    if config.oracle_images is not None and not Path(config.oracle_images).is_dir():
+        raise UserError(f"--pipeline.oracle-images {config.oracle_images} is not a folder of edited training images")
 
 
 LOADED_MODEL_STEP = 30000
@@ -180,6 +218,9 @@ class IDSEditPipeline(VanillaPipeline):
     def __init__(self, config: IDSEditPipelineConfig, device: str, **kwargs) -> None:
         super().__init__(config, device, **kwargs)
         self.register_buffer("source_latents", torch.empty(0), persistent=True)
+        # [views, 1, h, w] in [0, 1] with --pipeline.identity-mask (empty without): saved like the latents
+        self.register_buffer("edit_masks", torch.empty(0), persistent=True)
+        self._oracle: Dict[int, Tensor] = {}
         # the source checkpoint's step, for models whose schedules run on their own step counter
         self.register_buffer("source_model_step", torch.zeros((), dtype=torch.long), persistent=True)
         self.guidance: Optional[ScoreModel] = None
@@ -192,7 +233,7 @@ class IDSEditPipeline(VanillaPipeline):
         # the viewer's panel, only while ns-train edits (ns-viewer, ns-render and ns-eval open runs in test mode)
         self.edit_panel = EditPanel(config) if kwargs.get("test_mode", "val") == "val" else None
         self.stale_watch = StaleEditWatch(config.stale_check_steps, config.stale_threshold)
-        if config.edit_region is not None:
+        if config.edit_region is not None and config.identity_mask != "region":
             self.limit_to_region(config.edit_region)
 
     # ---- set-up ------------------------------------------------------------------------------
@@ -240,9 +281,59 @@ class IDSEditPipeline(VanillaPipeline):
             f"Stored {len(latents)} source latents of shape {tuple(latents[0].shape[1:])} "
             f"({self.config.source_latents_from})"
         )
+        if self.config.identity_mask != "none":
+            masks = self.score_masks() if self.config.identity_mask == "score" else self.region_masks()
+            self.edit_masks = masks.to(target)
+            CONSOLE.print(
+                f"Edit masks ({self.config.identity_mask}): {100 * float(masks.mean()):.1f} % of the latent pixels "
+                f"(mean over {len(masks)} views) may change; outside, the anchor holds the source"
+            )
         warning = source_fidelity_warning(sum(psnrs) / len(psnrs)) if psnrs else None
         if warning:
             CONSOLE.print(f"[bold yellow]Warning: {warning}", soft_wrap=True)  # one line, however wide
+
+    def score_masks(self) -> Tensor:
+        """``[views, 1, h, w]``: where the two prompts' predictions differ on each stored source latent
+        (``core.edit_mask``), thresholded per view; one seeded set of noise draws for every view."""
+        g = self.guidance
+        cond_src, cond_trg = g.embed_prompt(self.config.source_prompt), g.embed_prompt(self.config.target_prompt)
+        generator = torch.Generator().manual_seed(self.config.seed * 15_485_863 + 1)
+        maps = []
+        for latent in self.source_latents.split(1):
+            z_src = latent.to(g.device, g.dtype)
+            noises = torch.randn((self.config.mask_samples, *z_src.shape), generator=generator).to(z_src)
+            t = torch.full((1,), self.config.mask_timestep, dtype=torch.long, device=g.device)
+            maps.append(relevance_map(g.score_fn, z_src, cond_src, cond_trg, t, noises, g.alphas_cumprod).float())
+        relevance = torch.cat(maps)
+        return threshold_relevance(relevance, self.config.mask_threshold, dilation=self.config.mask_dilation).cpu()
+
+    def check_edit_masks(self) -> None:
+        """Refuse, in one line, masks that cannot be used; the trainer calls it before the diffusion model loads
+        (score masks need the model, and an empty one is valid: identical prompts ask for no change)."""
+        if self.config.identity_mask == "region":
+            self.region_pixel_masks()
+
+    def region_pixel_masks(self) -> List[Tensor]:
+        """Per training view, ``[H, W]`` bool: the pixels whose camera ray passes through the edit region.
+        Refused in one line when no view sees the region (called before the diffusion model loads)."""
+        cameras = self.datamanager.train_dataset.cameras
+        masks = []
+        for index in range(len(cameras)):
+            bundle = camera_rays(cameras, index, "cpu")
+            masks.append(rays_through_box(bundle.origins, bundle.directions, self.config.edit_region))
+        if not any(mask.any() for mask in masks):
+            given = " ".join(f"{v:g}" for v in self.config.edit_region)
+            raise UserError(
+                f"--pipeline.edit-region {given} is seen by no training view; give a box inside the scene "
+                "(ids-nerf scene-bounds --config SOURCE/config.yml prints the scene's)"
+            )
+        return masks
+
+    def region_masks(self) -> Tensor:
+        """``[views, 1, h, w]``: a latent pixel may change when any image pixel under it sees the region."""
+        h, w = self.source_latents.shape[-2:]
+        pooled = torch.cat([F.adaptive_max_pool2d(m[None, None].float(), (h, w)) for m in self.region_pixel_masks()])
+        return threshold_relevance(pooled, 1.0, floor=0.0, dilation=self.config.mask_dilation)  # 0/1: only dilates
 
     def limit_to_region(self, region: EditRegion) -> None:
         """Let only ``region`` change (``region.py``): nerfacto's field passes no gradient from samples
@@ -301,6 +392,9 @@ class IDSEditPipeline(VanillaPipeline):
         state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in loaded_state.items()}
         if "source_latents" in state:
             self.source_latents = state["source_latents"].to(self.source_latents.device)
+        if "edit_masks" in state:
+            self.edit_masks = state["edit_masks"].to(self.edit_masks.device)
+        state.setdefault("edit_masks", self.edit_masks)  # runs saved before masks existed
         state.setdefault("source_model_step", self.source_model_step)  # runs saved before it existed
         super().load_pipeline(state, step)
 
@@ -310,13 +404,23 @@ class IDSEditPipeline(VanillaPipeline):
         groups = super().get_param_groups()
         for param in groups.pop("camera_opt", []):
             param.requires_grad_(False)
+        frozen = [self._submodule(path) for path in self.config.frozen_modules]
         embedding = getattr(getattr(self.model, "field", None), "embedding_appearance", None)
         if embedding is not None and not self.config.train_appearance_embedding:
-            frozen = {id(p) for p in embedding.parameters()}
-            for param in embedding.parameters():
+            frozen.append(embedding)
+        frozen_ids = {id(p) for module in frozen for p in module.parameters()}
+        for module in frozen:
+            for param in module.parameters():
                 param.requires_grad_(False)
-            groups = {name: [p for p in params if id(p) not in frozen] for name, params in groups.items()}
-        return groups
+        return {name: [p for p in params if id(p) not in frozen_ids] for name, params in groups.items()}
+
+    def _submodule(self, path: str) -> torch.nn.Module:
+        try:
+            return self.model.get_submodule(path)
+        except AttributeError:
+            raise UserError(
+                f"--pipeline.frozen-modules: the model has no submodule {path!r}; name one such as field.mlp_head"
+            ) from None
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
         """The model's own callbacks, on a step counter that continues a finished training.
@@ -360,6 +464,8 @@ class IDSEditPipeline(VanillaPipeline):
         if stale:
             raise UserError(stale)
         image = rendered.detach().requires_grad_(True)
+        if self.config.oracle_images is not None:
+            return self._oracle_step(step, index, image, backprop, clock)
         with torch.enable_grad():
             z_trg = self.encode(image)
             clock.lap("encode")
@@ -382,15 +488,19 @@ class IDSEditPipeline(VanillaPipeline):
                 self.config.fpr_jacobian,
             )
             clock.lap("guidance")
+            direction = result.direction
+            if self.edit_masks.numel():
+                mask = self.edit_masks[index : index + 1].to(direction.device)
+                direction = anchored_direction(direction, z_trg, z_src, mask, self.config.identity_anchor)
             scale = self.config.loss_scale / (z_trg.shape[-2] * z_trg.shape[-1])
-            loss = distillation_loss(z_trg, result.direction, scale)
+            loss = distillation_loss(z_trg, direction, scale)
             (grad_image,) = torch.autograd.grad(loss, image)
             clock.lap("encode_backward")
 
         metrics: Dict[str, Any] = {
             "ids/t": float(t),
             "ids/view": index,
-            "ids/direction_norm": float(result.direction.norm()),
+            "ids/direction_norm": float(direction.norm()),
             "ids/latent_change": float((z_trg.detach() - z_src).abs().mean()),  # from the stored source render
             "ids/fpr_distance_after": float(result.distance_after),
             "ids/nonfinite_steps": self.nonfinite_total,
@@ -416,6 +526,33 @@ class IDSEditPipeline(VanillaPipeline):
         if self.edit_panel is not None:
             self.edit_panel.after_step(self, step, index, metrics, strip)
         return {"ids_loss": loss.detach(), "model_loss": extra_loss}, metrics, True
+
+    def oracle_image(self, index: int) -> Tensor:
+        """``[1, 3, H, W]``: the edited training image of view ``index`` from --pipeline.oracle-images."""
+        if index not in self._oracle:
+            name = Path(self.datamanager.train_dataset.image_filenames[index]).name
+            path = Path(self.config.oracle_images) / name
+            if not path.is_file():
+                raise UserError(f"--pipeline.oracle-images has no {name}; it needs an image per training view")
+            self._oracle[index] = read_rgb_on_white(path)[None].to(self.device)
+        return self._oracle[index]
+
+    def _oracle_step(self, step: int, index: int, image: Tensor, backprop, clock: "_StepClock"):
+        """The oracle's step: the mean squared error to the edited training image, backpropagated as an
+        edit's (the same views, renders and optimizer); the score model is not used."""
+        target = self.oracle_image(index)
+        if target.shape != image.shape:
+            raise UserError(
+                f"--pipeline.oracle-images: {tuple(target.shape[-2:])} pixels for view {index}, "
+                f"but it renders {tuple(image.shape[-2:])}; give images of the training views' size"
+            )
+        with torch.enable_grad():
+            loss = F.mse_loss(image, target)
+            (grad_image,) = torch.autograd.grad(loss, image)
+        extra_loss = backprop(grad_image)
+        clock.lap("render_backward")
+        metrics = {"ids/view": index, "oracle/psnr": float(-10 * torch.log10(loss.detach().clamp_min(1e-10)))}
+        return {"oracle_loss": loss.detach(), "model_loss": extra_loss}, metrics, True
 
     def _proposal_loss(self, outputs: Dict[str, Any]) -> Tensor:
         if "weights_list" not in outputs:

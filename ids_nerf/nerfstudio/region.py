@@ -48,6 +48,17 @@ def inside_region(points: Float[Tensor, "*batch 3"], region: EditRegion) -> Bool
     return ((points >= box[:3]) & (points <= box[3:])).all(dim=-1, keepdim=True)
 
 
+def rays_through_box(origins: Float[Tensor, "*batch 3"], directions: Float[Tensor, "*batch 3"], region: EditRegion):
+    """``[*batch]`` bool: whether each ray (from its origin, forward only) passes through the box (slab test)."""
+    box = torch.tensor(region, dtype=origins.dtype, device=origins.device)
+    with torch.no_grad():
+        inverse = 1.0 / directions  # +-inf on an axis the ray runs parallel to: the slab is all or nothing
+        near, far = (box[:3] - origins) * inverse, (box[3:] - origins) * inverse
+        enter = torch.minimum(near, far).nan_to_num(nan=-float("inf")).amax(dim=-1)
+        leave = torch.maximum(near, far).nan_to_num(nan=float("inf")).amin(dim=-1)
+    return leave >= enter.clamp_min(0)
+
+
 def cut_gradient_outside(value: Tensor, inside: Bool[Tensor, "*batch 1"]) -> Tensor:
     """``value`` unchanged, with gradient only where ``inside``."""
     return torch.where(inside, value, value.detach())

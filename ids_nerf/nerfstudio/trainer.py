@@ -178,6 +178,7 @@ class IDSEditTrainer(Trainer):
     def _begin_edit(self) -> None:
         check_same_poses(self.pipeline, self._checkpoint_path.parent.parent / "dataparser_transforms.json")
         self._connect_edit_panel()
+        self.pipeline.check_edit_masks()  # bad masks are refused before the weights load
         plan_edit_memory(self.pipeline)  # before the weights load; may refuse, or fit the settings to a budget
         self.pipeline.load_diffusion(keep_text_encoder=self.config.is_viewer_enabled())
         if self._resumed:

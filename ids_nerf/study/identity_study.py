@@ -1,0 +1,270 @@
+"""``ids-nerf identity-3d``: where a 3D edit loses identity, measured over the edit's course.
+
+Every arm edits the same source (the demo's recipe: nerfacto, 600 steps, 512 rays) of the study's scene with
+``ns-train``; each run saves a checkpoint every ``--save-every`` steps, and each named checkpoint is rendered
+on the test views and measured (``ids-nerf eval``'s metrics) against the ground truth. The oracle arm is the
+same edit fitted to the ground-truth edited training images (``--pipeline.oracle-images``): with exact
+supervision, what the NeRF itself does to the neighbour, and what is left to the distillation.
+
+Layout under ``--cache``: the study's scene and sources (``nerf_runs``), and
+``identity/<case>/<arm>-s<seed>/`` per edit (its log, run folder, ``course.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+
+from ids_nerf.console import format_seconds
+from ids_nerf.errors import UserError
+from ids_nerf.study import nerf_report
+from ids_nerf.study.nerf_grid import EDIT_CASES, SourceRun
+from ids_nerf.study.nerf_runs import STDOUT_LOCK, device_flags, scene_folder, study_env, train_source
+from ids_nerf.workflow.runner import run_folder_args, run_ns_train
+
+MASK = ("--pipeline.identity-mask", "score")
+DEMO_IDS = ("--pipeline.fpr-scale", "0.1")  # the demo's lambda for the exact-score model
+
+
+@dataclass(frozen=True)
+class IdentityArm:
+    """One way to edit: an ns-train method and its extra flags."""
+
+    method: str
+    flags: Tuple[str, ...]
+    description: str
+    oracle: bool = False
+
+
+ARMS: Dict[str, IdentityArm] = {
+    "oracle": IdentityArm("dds-edit", (), "the source fitted to the ground-truth edited training views", True),
+    "dds": IdentityArm("dds-edit", (), "DDS, as the edit runs today"),
+    "ids": IdentityArm("ids-edit", DEMO_IDS, "IDS λ 0.1, as the demo runs today"),
+    "dds-mask": IdentityArm("dds-edit", MASK, "DDS with the score's edit mask and the anchor outside it"),
+    "ids-mask": IdentityArm("ids-edit", (*DEMO_IDS, *MASK), "IDS with the score's edit mask and the anchor"),
+    "ids-mask-gate": IdentityArm(
+        "ids-edit", (*DEMO_IDS, *MASK, "--pipeline.identity-anchor", "0"), "IDS, the direction cut outside the mask"
+    ),
+    "ids-mask-w10": IdentityArm(
+        "ids-edit", (*DEMO_IDS, *MASK, "--pipeline.identity-anchor", "10"), "IDS with the mask, anchor weight 10"
+    ),
+    "ids-cfg3": IdentityArm(
+        "ids-edit", (*DEMO_IDS, "--pipeline.guidance-scale", "3"), "suspect CFG overshoot: CFG 3 instead of 7.5"
+    ),
+    "ids-frozen-mlp": IdentityArm(
+        "ids-edit",
+        (*DEMO_IDS, "--pipeline.frozen-modules", "field.mlp_head"),
+        "suspect the shared colour MLP: it is frozen, only the hash grid and density move",
+    ),
+    "ids-sgd": IdentityArm(
+        "ids-edit",
+        (*DEMO_IDS, "--edit-optimizer", "sgd", "--sgd-lr-scale", "0.3"),
+        "suspect Adam's per-parameter normalisation: plain SGD at 0.3x the rate",
+    ),
+    "ids-hold1": IdentityArm(
+        "ids-edit", (*DEMO_IDS, "--pipeline.view-hold-steps", "1"), "suspect the view hold: a new view every step"
+    ),
+    "ids-hold8": IdentityArm("ids-edit", (*DEMO_IDS, "--pipeline.view-hold-steps", "8"), "view held 8 steps"),
+    "ids-lr3e-4": IdentityArm(
+        "ids-edit",
+        (
+            *DEMO_IDS,
+            "--optimizers.fields.optimizer.lr",
+            "3e-4",
+            "--optimizers.proposal-networks.optimizer.lr",
+            "3e-4",
+        ),
+        "suspect the learning rate: 3e-4 instead of 1e-3",
+    ),
+}
+"""The arms the study knows; ``--arms`` picks among them."""
+
+
+@dataclass
+class IdentityStudy:
+    """Each arm's course over an edit's steps on the study's scene, beside the oracle's."""
+
+    cache: Path = Path("outputs/identity-cache")
+    """Scene, sources and edits; a rerun with the same settings reuses what is there."""
+    out: Path = Path("docs/results-identity.md")
+    """The report (its study section is replaced, the rest kept)."""
+    edits: List[str] = field(default_factory=lambda: ["blue-ball", "striped-box"])
+    """Edit cases (``nerf_grid.EDIT_CASES``)."""
+    arms: List[str] = field(default_factory=lambda: ["oracle", "dds", "ids", "dds-mask", "ids-mask"])
+    """Arms, by name (:data:`ARMS`)."""
+    steps: int = 600
+    """Edit steps of every run (the default ns-train edit runs 3000)."""
+    checkpoints: List[int] = field(default_factory=lambda: [60, 120, 300, 600])
+    """Steps measured; each at most --steps and a multiple of --save-every, or --steps itself."""
+    save_every: int = 60
+    """ns-train's --steps-per-save for the runs."""
+    seeds: int = 1
+    """Edit seeds per arm (view order, timesteps, noise)."""
+    size: int = 32
+    """Image side of the scene in pixels (the demo's)."""
+    views: int = 24
+    """Training views (the demo's)."""
+    jobs: int = 1
+    """Edits run at once, each with (CPU cores / jobs) threads."""
+
+    def main(self) -> Path:
+        self.check()
+        start = time.time()
+        self.cache = self.cache.resolve()
+        env = study_env(self.cache)
+        if self.jobs > 1 and "OMP_NUM_THREADS" not in env:
+            env["OMP_NUM_THREADS"] = str(max(1, (torch.get_num_threads() or 1) // self.jobs))
+        scene = scene_folder(self.cache, self.size, self.views, 0)
+        source = train_source(self.cache, scene, SourceRun("nerfacto", 0, 600, f"{self.size}px-{self.views}v-s0"), env)
+        plan = [(case, arm, seed) for case in self.edits for arm in self.arms for seed in range(self.seeds)]
+        with ThreadPoolExecutor(self.jobs) as pool:
+            courses = list(pool.map(lambda job: self.run(scene, source, *job, env), plan))
+        section = self.section(plan, courses, time.time() - start)
+        document = self.out.read_text() if self.out.is_file() else "# Identity in 3D\n"
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.out.write_text(nerf_report.replace_section(document, section))
+        print(f"Identity study written to {self.out} ({format_seconds(time.time() - start)})")
+        return self.out
+
+    def check(self) -> None:
+        unknown = [a for a in self.arms if a not in ARMS] + [e for e in self.edits if e not in EDIT_CASES]
+        if unknown:
+            raise UserError(f"unknown arm or edit {unknown}; arms: {', '.join(ARMS)}; edits: {', '.join(EDIT_CASES)}")
+        bad = [c for c in self.checkpoints if c < 1 or c > self.steps or (c % self.save_every and c != self.steps)]
+        if bad or self.save_every < 1 or min(self.seeds, self.jobs) < 1:
+            raise UserError(
+                f"checkpoints {bad} cannot be measured: each must be a multiple of --save-every ({self.save_every}) "
+                f"or --steps ({self.steps}); --seeds and --jobs at least 1"
+            )
+
+    def run(self, scene: Path, source: Path, case: str, arm_name: str, seed: int, env) -> Dict[int, Dict[str, float]]:
+        """One edit's course: ``{step: metrics}``, from the cache or run and measured now."""
+        folder = self.cache / "identity" / case / f"{arm_name}-s{seed}"
+        saved = folder / "course.json"
+        wanted = [str(c) for c in self.checkpoints]
+        if saved.is_file():
+            course = json.loads(saved.read_text())
+            if course.get("steps") == self.steps and all(c in course["metrics"] for c in wanted):
+                return {int(k): v for k, v in course["metrics"].items()}
+        arm, appearance = ARMS[arm_name], EDIT_CASES[case].appearance
+        captions = json.loads((scene / "scene.json").read_text())["appearances"]
+        oracle = ["--pipeline.oracle-images", str(scene / "appearances" / appearance / "train")] if arm.oracle else []
+        args = [
+            arm.method,
+            *run_folder_args(folder, "edit", "edit"),
+            "--load-dir",
+            str(source / "nerfstudio_models"),
+            "--pipeline.source-prompt",
+            captions["source"],
+            "--pipeline.target-prompt",
+            captions[appearance],
+            *device_flags(),
+            "--max-num-iterations",
+            str(self.steps),
+            "--steps-per-save",
+            str(self.save_every),
+            "--save-only-latest-checkpoint",
+            "False",
+            "--pipeline.seed",
+            str(seed),
+            "--pipeline.diffusion-model",
+            f"exact:{scene}",
+            "--pipeline.log-images-every",
+            "0",
+            *arm.flags,
+            *oracle,
+            "blender-data",
+            "--data",
+            str(scene),
+            "--alpha-color",
+            "None",
+        ]
+        begin = time.time()
+        run_ns_train(args, folder / "edit.log", env)
+        seconds = time.time() - begin
+        metrics = measure_course(source, folder / "edit" / arm.method / "edit", scene, appearance, self.checkpoints)
+        saved.write_text(json.dumps({"steps": self.steps, "seconds": seconds, "metrics": metrics}, indent=1))
+        with STDOUT_LOCK:
+            print(f"{case} {arm_name} seed {seed}: {format_seconds(seconds)}", flush=True)
+        return {int(k): v for k, v in metrics.items()}
+
+    def section(self, plan, courses, seconds: float) -> str:
+        """The report: per edit, a table of arms against checkpoints (edited object to target | neighbour
+        against the source, dB; mean over seeds)."""
+        lines = [
+            f"Written by `ids-nerf identity-3d --arms {' '.join(self.arms)} --steps {self.steps} --seeds {self.seeds}` "
+            f"in {format_seconds(seconds)} (runs from the cache count the time they took when they ran). Scene "
+            f"{self.size} px, {self.views} training views, the demo's source (nerfacto, 600 steps); test views. "
+            "Each cell: edited object vs the ground-truth target | neighbour vs the source (PSNR, dB), mean over "
+            f"{self.seeds} seed(s); a checkpoint at step s has had s + 1 updates, the last one s.",
+            "",
+        ]
+        for case in self.edits:
+            c = EDIT_CASES[case]
+            lines += [f"### {case}: {c.description}", ""]
+            lines.append("| arm | " + " | ".join(f"step {s}" for s in self.checkpoints) + " |")
+            lines.append("| --- |" + " --- |" * len(self.checkpoints))
+            for arm in self.arms:
+                picked = [course for (pc, pa, _), course in zip(plan, courses) if pc == case and pa == arm]
+                cells = []
+                for step in self.checkpoints:
+                    target = _mean([m[step][f"target_psnr_{c.edited}"] for m in picked])
+                    kept = _mean([m[step][f"identity_psnr_{c.neighbour}"] for m in picked])
+                    cells.append(f"{target:.2f} \\| {kept:.2f}")
+                lines.append(f"| {arm}: {ARMS[arm].description} | " + " | ".join(cells) + " |")
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
+def checkpoint_file(run: Path, step: int, steps: int) -> Path:
+    """The checkpoint of ``step``: nerfstudio names the last one by the loop's last index (``steps - 1``)."""
+    index = steps - 1 if step == steps else step
+    return run / "nerfstudio_models" / f"step-{index:09d}.ckpt"
+
+
+def measure_course(
+    source: Path, run: Path, scene: Path, appearance: str, steps: Sequence[int]
+) -> Dict[str, Dict[str, float]]:
+    """``ids-nerf eval``'s test-view metrics of ``run`` at each of ``steps`` (the run opened once, each
+    checkpoint loaded in turn); each step's eval folder (grid.png, metrics.md) under ``run/eval-<step>``."""
+    from ids_nerf.evaluation.evaluate import evaluate_runs
+    from ids_nerf.nerfstudio.compare import open_run, render_cameras, render_run_views
+
+    last = max(int(p.stem.split("-")[1]) for p in (run / "nerfstudio_models").glob("step-*.ckpt")) + 1
+    with STDOUT_LOCK, _quiet():
+        source_renders = render_run_views(source / "config.yml", "test", with_geometry=True)
+        pipeline = open_run(run / "config.yml")
+        out = {}
+        for step in steps:
+            state = torch.load(checkpoint_file(run, step, last), map_location="cpu", weights_only=False)
+            pipeline.load_pipeline(state["pipeline"], state["step"])
+            renders = render_cameras(pipeline, "test", list(range(len(source_renders))), with_geometry=True)
+            report = evaluate_runs(
+                source / "config.yml",
+                run / "config.yml",
+                run / f"eval-{step}",
+                scene=scene,
+                target_appearance=appearance,
+                source_renders=source_renders,
+                edited_renders=renders,
+            )
+            out[str(step)] = report.metrics
+    return out
+
+
+def _quiet():
+    import contextlib
+    import io
+
+    return contextlib.redirect_stdout(io.StringIO())

@@ -1,0 +1,139 @@
+"""The identity mask and its anchor, and the oracle, on the real nerfacto of the test scene."""
+
+import pytest
+import torch
+from PIL import Image
+
+from ids_nerf.errors import UserError
+from tests.nerfstudio.conftest import edit_command, edit_trainer
+
+
+def _field_grads(trainer, step=0):
+    trainer.optimizers.zero_grad_all()
+    trainer.pipeline.edit_step(step)
+    return [p.grad.clone() if p.grad is not None else None for p in trainer.pipeline.model.field.parameters()]
+
+
+def _changed(trainer, steps=2):
+    """Move the field off the source for ``steps`` steps, so that renders differ from the stored ones."""
+    for step in range(steps):
+        trainer.optimizers.zero_grad_all()
+        trainer.pipeline.edit_step(step)
+        trainer.optimizers.optimizer_step_all()
+
+
+@pytest.mark.slow
+def test_score_masks_are_made_per_view_and_a_full_mask_changes_nothing(
+    workspace, ns_env, tiny_sd_dir, source_run, tmp_path
+):
+    load = source_run / "nerfstudio_models"
+    masked = edit_trainer("ids-edit", workspace, tiny_sd_dir, load, tmp_path / "m", identity_mask="score")
+    masks = masked.pipeline.edit_masks
+    latents = masked.pipeline.source_latents
+    assert masks.shape == (latents.shape[0], 1, *latents.shape[-2:])
+    assert set(masks.unique().tolist()) <= {0.0, 1.0} and 0 < float(masks.mean()) <= 1
+    assert "edit_masks" in masked.pipeline.state_dict()  # saved with the checkpoints
+
+    plain = edit_trainer("ids-edit", workspace, tiny_sd_dir, load, tmp_path / "p")
+    masked.pipeline.edit_masks = torch.ones_like(masks)  # may change everywhere: the direction as without a mask
+    for a, b in zip(_field_grads(masked), _field_grads(plain)):
+        assert (a is None and b is None) or torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_outside_the_mask_only_the_anchor_acts(workspace, ns_env, tiny_sd_dir, source_run, tmp_path):
+    load = source_run / "nerfstudio_models"
+    trainer = edit_trainer("ids-edit", workspace, tiny_sd_dir, load, tmp_path / "a", identity_mask="score")
+    pipeline = trainer.pipeline
+    pipeline.edit_masks = torch.zeros_like(pipeline.edit_masks)  # nothing may change
+    # at the source, the anchor has nothing to pull: no gradient at all, though the prompts differ
+    assert all(g is None or not g.any() for g in _field_grads(trainer))
+    pipeline.config.identity_anchor = 1.0
+    _changed_by_the_score(trainer)
+    pulled = _field_grads(trainer, step=2)
+    assert any(g is not None and g.any() for g in pulled)  # moved off the source: pulled back
+    pipeline.config.identity_anchor = 0.0
+    assert all(g is None or not g.any() for g in _field_grads(trainer, step=2))  # weight 0: only cut
+
+
+def _changed_by_the_score(trainer):
+    masks = trainer.pipeline.edit_masks
+    trainer.pipeline.edit_masks = torch.ones_like(masks)
+    _changed(trainer)
+    trainer.pipeline.edit_masks = masks
+
+
+@pytest.mark.slow
+def test_the_oracle_fits_the_given_images_and_refuses_missing_ones(
+    workspace, ns_env, tiny_sd_dir, source_run, tmp_path
+):
+    images = sorted((workspace / "scene" / "train").glob("*.png"))
+    oracle = tmp_path / "edited"
+    oracle.mkdir()
+    for path in images:  # "edited" views: the training images with red and blue swapped
+        r, g, b, a = Image.open(path).convert("RGBA").split()
+        Image.merge("RGBA", (b, g, r, a)).save(oracle / path.name)
+    load = source_run / "nerfstudio_models"
+    trainer = edit_trainer("ids-edit", workspace, tiny_sd_dir, load, tmp_path / "o", oracle_images=oracle)
+    losses = []
+    for _ in range(15):  # the same view (step 0) each time: its loss must fall
+        trainer.optimizers.zero_grad_all()
+        loss, metrics, applied = trainer.pipeline.edit_step(0)
+        assert applied and set(loss) == {"oracle_loss", "model_loss"}
+        trainer.optimizers.optimizer_step_all()
+        losses.append(float(loss["oracle_loss"]))
+    # the same rays each time (deterministic sampling) and Adam at the edit's rate: a steady descent
+    assert all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < 0.97 * losses[0], losses
+
+    view = trainer.pipeline.view_for_step(0)
+    name = trainer.pipeline.datamanager.train_dataset.image_filenames[view].name
+    (oracle / name).unlink()
+    trainer.pipeline._oracle.clear()
+    with pytest.raises(UserError, match=f"has no {name}; it needs an image per training view"):
+        trainer.pipeline.edit_step(0)
+
+
+def test_rays_through_a_box():
+    from ids_nerf.nerfstudio.region import rays_through_box
+
+    origins = torch.tensor([[0.5, 0.5, -2.0], [0.5, 0.5, -2.0], [3.0, 0.5, -2.0], [0.5, 0.5, 3.0], [0.5, 0.5, 0.5]])
+    directions = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    # through it; pointing away; beside it (parallel to an axis); past it; starting inside
+    assert rays_through_box(origins, directions, (0.0, 0.0, 0.0, 1.0, 1.0, 1.0)).tolist() == [
+        True,
+        False,
+        False,
+        False,
+        True,
+    ]
+
+
+@pytest.mark.slow
+def test_a_region_becomes_a_mask_per_view_instead_of_a_sample_cut(workspace, ns_env, tiny_sd_dir, source_run, tmp_path):
+    trainer = edit_trainer(
+        "ids-edit",
+        workspace,
+        tiny_sd_dir,
+        source_run / "nerfstudio_models",
+        tmp_path / "r",
+        identity_mask="region",
+        edit_region=(-0.3, -0.3, -0.3, 0.3, 0.3, 0.3),
+    )
+    masks = trainer.pipeline.edit_masks
+    assert masks.shape[0] == len(trainer.pipeline.datamanager.train_dataset)
+    assert 0 < float(masks.mean()) < 1 and all(m.any() for m in masks)  # every view sees the scene's centre
+    assert "forward" not in vars(trainer.pipeline.model.field)  # no sample gating on top of the mask
+
+
+@pytest.mark.slow
+def test_a_region_no_view_sees_is_refused_before_the_diffusion_model_loads(workspace, ns_env, source_run, tmp_path):
+    from tests.nerfstudio.conftest import run
+
+    missing_model = tmp_path / "no-such-model"  # never reached: the region is refused first
+    extra = ("--pipeline.identity-mask", "region", "--pipeline.edit-region", "10", "10", "10", "11", "11", "11")
+    command = edit_command(workspace, "ids-edit", "bad-region", source_run / "nerfstudio_models", missing_model, extra)
+    result = run(command, ns_env)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ids-edit: error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
+    assert "is seen by no training view" in errors[0] and "Traceback" not in result.stderr
+    assert not (workspace / "out" / "scene" / "ids-edit" / "bad-region").exists()
