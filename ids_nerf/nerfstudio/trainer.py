@@ -186,6 +186,10 @@ class IDSEditTrainer(Trainer):
             self.config.max_num_iterations = max(0, self.config.max_num_iterations - self._start_step)
         else:
             self.pipeline.encode_views()
+            figure = self.pipeline.mask_figure()
+            if figure is not None:
+                figure.save(Path(self.base_dir) / "edit_masks.png")
+                CONSOLE.print(f"The edit masks of some views: {Path(self.base_dir) / 'edit_masks.png'}")
 
     def _connect_edit_panel(self) -> None:
         """Let the viewer's panel save checkpoints and the config, pause, and name the run folder."""

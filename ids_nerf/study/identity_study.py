@@ -12,6 +12,7 @@ Layout under ``--cache``: the study's scene and sources (``nerf_runs``), and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import time
@@ -29,7 +30,8 @@ from ids_nerf.study.nerf_grid import EDIT_CASES, SourceRun
 from ids_nerf.study.nerf_runs import STDOUT_LOCK, device_flags, scene_folder, study_env, train_source
 from ids_nerf.workflow.runner import run_folder_args, run_ns_train
 
-MASK = ("--pipeline.identity-mask", "score")
+MASK = ("--pipeline.identity-mask", "score", "--pipeline.mask-threshold", "0.3")
+MASK_05 = ("--pipeline.identity-mask", "score", "--pipeline.mask-threshold", "0.5")
 DEMO_IDS = ("--pipeline.fpr-scale", "0.1")  # the demo's lambda for the exact-score model
 
 
@@ -42,6 +44,10 @@ class IdentityArm:
     description: str
     oracle: bool = False
 
+    def key(self) -> str:
+        """Part of the run's folder name: another method or flags never reuse a cached run."""
+        return hashlib.sha256(json.dumps([self.method, self.flags, self.oracle]).encode()).hexdigest()[:8]
+
 
 ARMS: Dict[str, IdentityArm] = {
     "oracle": IdentityArm("dds-edit", (), "the source fitted to the ground-truth edited training views", True),
@@ -49,6 +55,8 @@ ARMS: Dict[str, IdentityArm] = {
     "ids": IdentityArm("ids-edit", DEMO_IDS, "IDS λ 0.1, as the demo runs today"),
     "dds-mask": IdentityArm("dds-edit", MASK, "DDS with the score's edit mask and the anchor outside it"),
     "ids-mask": IdentityArm("ids-edit", (*DEMO_IDS, *MASK), "IDS with the score's edit mask and the anchor"),
+    "dds-mask-t05": IdentityArm("dds-edit", MASK_05, "DDS with the mask cut at 0.5 of each view's peak"),
+    "ids-mask-t05": IdentityArm("ids-edit", (*DEMO_IDS, *MASK_05), "IDS with the mask cut at 0.5"),
     "ids-mask-gate": IdentityArm(
         "ids-edit", (*DEMO_IDS, *MASK, "--pipeline.identity-anchor", "0"), "IDS, the direction cut outside the mask"
     ),
@@ -146,7 +154,7 @@ class IdentityStudy:
 
     def run(self, scene: Path, source: Path, case: str, arm_name: str, seed: int, env) -> Dict[int, Dict[str, float]]:
         """One edit's course: ``{step: metrics}``, from the cache or run and measured now."""
-        folder = self.cache / "identity" / case / f"{arm_name}-s{seed}"
+        folder = self.cache / "identity" / case / f"{arm_name}-{ARMS[arm_name].key()}-s{seed}"
         saved = folder / "course.json"
         wanted = [str(c) for c in self.checkpoints]
         if saved.is_file():

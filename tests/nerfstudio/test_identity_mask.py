@@ -33,8 +33,11 @@ def test_score_masks_are_made_per_view_and_a_full_mask_changes_nothing(
     assert masks.shape == (latents.shape[0], 1, *latents.shape[-2:])
     assert set(masks.unique().tolist()) <= {0.0, 1.0} and 0 < float(masks.mean()) <= 1
     assert "edit_masks" in masked.pipeline.state_dict()  # saved with the checkpoints
+    figure = masked.pipeline.mask_figure(views=3)
+    assert figure.width >= 2 * 192 and figure.height >= 3 * 192  # two columns, a row per view shown
 
     plain = edit_trainer("ids-edit", workspace, tiny_sd_dir, load, tmp_path / "p")
+    assert plain.pipeline.mask_figure() is None and not plain.pipeline.edit_masks.numel()
     masked.pipeline.edit_masks = torch.ones_like(masks)  # may change everywhere: the direction as without a mask
     for a, b in zip(_field_grads(masked), _field_grads(plain)):
         assert (a is None and b is None) or torch.allclose(a, b, atol=1e-6)
