@@ -156,12 +156,13 @@ class IDSEditTrainer(Trainer):
             CONSOLE.print(f"Resuming the edit from {self._checkpoint_path} (step {state['step']})")
             return
         weights = model_state(pipeline_state)
-        mismatch = _state_mismatch(self.pipeline.model.state_dict(), weights, self.config.pipeline.comparable_shape)
-        if mismatch:
-            raise UserError(
-                f"checkpoint '{self._checkpoint_path}' does not fit the model of this edit ({mismatch}); "
-                f"pass the nerfstudio_models folder of a run of the model {self.config.method_name} edits"
-            )
+        check_checkpoint_fits(
+            self.pipeline.model.state_dict(),
+            weights,
+            self.config.pipeline.comparable_shape,
+            self._checkpoint_path,
+            self.config.method_name,
+        )
         self.pipeline.model.load_state_dict(weights)
         self.optimizers = self.setup_optimizers()  # on the loaded parameters (see above)
         # an edited source is still the model of the first source's training: keep that run's step
@@ -324,6 +325,39 @@ def check_same_poses(pipeline, source_transforms: Path, atol: float = 1e-5) -> N
             f"the data at '{data}' gives other camera poses than the source run's ({source_transforms}); "
             "pass the --data the source run was trained on"
         )
+
+
+def check_checkpoint_fits(
+    expected: dict, loaded: dict, shape: Callable[[str, torch.Tensor], tuple], checkpoint: Path, method: str
+) -> None:
+    """Refuse a source checkpoint whose weights do not fit the edit's model, naming the cause: most often
+    the other hash-grid implementation (tiny-cuda-nn vs nerfstudio's torch grid), else another model."""
+    mismatch = _state_mismatch(expected, loaded, shape)
+    if not mismatch:
+        return
+    ours, theirs = hash_grid_implementation(expected), hash_grid_implementation(loaded)
+    if (ours, theirs) == ("torch", "tcnn"):  # nerfstudio falls back to its torch grid without tiny-cuda-nn
+        raise UserError(
+            f"checkpoint '{checkpoint}' holds tiny-cuda-nn's hash grid and this edit builds nerfstudio's torch "
+            "hash grid: install tiny-cuda-nn, or train the source with --pipeline.model.implementation torch"
+        )
+    if (ours, theirs) == ("tcnn", "torch"):
+        raise UserError(
+            f"checkpoint '{checkpoint}' holds nerfstudio's torch hash grid and this edit builds tiny-cuda-nn's: "
+            "pass --pipeline.model.implementation torch (with --use-source-model-config False when the "
+            "source's config.yml says tcnn), or train the source with tiny-cuda-nn installed"
+        )
+    raise UserError(
+        f"checkpoint '{checkpoint}' does not fit the model of this edit ({mismatch}); "
+        f"pass the nerfstudio_models folder of a run of the model {method} edits"
+    )
+
+
+def hash_grid_implementation(state: dict) -> Optional[str]:
+    """The hash grid a nerfacto-like state dict comes from: nerfstudio's torch grid keeps ``hash_table``
+    tensors, tiny-cuda-nn one flat ``params`` tensor per encoding or network; None: neither."""
+    names = {key.rsplit(".", 1)[-1] for key in state}
+    return "torch" if "hash_table" in names else "tcnn" if "params" in names else None
 
 
 def _state_mismatch(expected: dict, loaded: dict, shape: Callable[[str, torch.Tensor], tuple]) -> str:
