@@ -178,6 +178,7 @@ class IDSEditTrainer(Trainer):
 
     def _begin_edit(self) -> None:
         check_same_poses(self.pipeline, self._checkpoint_path.parent.parent / "dataparser_transforms.json")
+        check_view_sizes(self.pipeline.datamanager.train_dataset.cameras)
         self._connect_edit_panel()
         self.pipeline.check_edit_masks()  # bad masks are refused before the weights load
         plan_edit_memory(self.pipeline)  # before the weights load; may refuse, or fit the settings to a budget
@@ -358,6 +359,21 @@ def hash_grid_implementation(state: dict) -> Optional[str]:
     tensors, tiny-cuda-nn one flat ``params`` tensor per encoding or network; None: neither."""
     names = {key.rsplit(".", 1)[-1] for key in state}
     return "torch" if "hash_table" in names else "tcnn" if "params" in names else None
+
+
+def check_view_sizes(cameras) -> None:
+    """Refuse training views of different aspect ratios (mixed sizes or orientations) before the diffusion
+    model loads: the edit stores all views' latents in one tensor, and only views of one aspect ratio are
+    all scaled to one diffusion size (``fit_short_side``); one ratio at several resolutions is fine."""
+    sizes = [(int(h), int(w)) for h, w in zip(cameras.height.flatten(), cameras.width.flatten())]
+    first = sizes[0]
+    for index, (h, w) in enumerate(sizes):
+        if h * first[1] != w * first[0]:
+            raise UserError(
+                f"training views 0 and {index} have different aspect ratios ({first[1]}x{first[0]} and {w}x{h} "
+                "pixels); an edit stores one latent size for all views: crop the images to one aspect ratio "
+                "and orientation"
+            )
 
 
 def _state_mismatch(expected: dict, loaded: dict, shape: Callable[[str, torch.Tensor], tuple]) -> str:

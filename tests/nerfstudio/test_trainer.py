@@ -1,13 +1,15 @@
-"""The trainer's refusal of a source checkpoint saved from the other hash-grid implementation."""
+"""The trainer's refusals of a source checkpoint of the other hash grid and of views of mixed shapes."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
 from ids_nerf.errors import UserError
-from ids_nerf.nerfstudio.trainer import check_checkpoint_fits, hash_grid_implementation
+from ids_nerf.images import fit_short_side
+from ids_nerf.nerfstudio.trainer import check_checkpoint_fits, check_view_sizes, hash_grid_implementation
 
 
 class _FakeTcnnModule(nn.Module):
@@ -67,3 +69,41 @@ def test_a_checkpoint_of_another_model_is_refused_as_such(monkeypatch):
 def test_a_fitting_checkpoint_passes(monkeypatch):
     model = _nerfacto_modules(monkeypatch, "torch")
     check_checkpoint_fits(model, {k: v.clone() for k, v in model.items()}, _shape, Path("step-1.ckpt"), "ids-edit")
+
+
+def _cameras(sizes):
+    from nerfstudio.cameras.cameras import Cameras
+
+    n = len(sizes)
+    heights, widths = (torch.tensor([[size[i]] for size in sizes]) for i in (0, 1))
+    return Cameras(torch.eye(4)[:3].expand(n, 3, 4), fx=50.0, fy=50.0, cx=16.0, cy=16.0, width=widths, height=heights)
+
+
+def test_views_of_different_aspect_ratios_are_refused_before_the_diffusion_model_loads():
+    with pytest.raises(UserError, match=r"views 0 and 2 .* \(32x24 and 24x32 pixels\).* one aspect ratio") as refused:
+        check_view_sizes(_cameras([(24, 32), (24, 32), (32, 24)]))  # one view turned upright
+    assert "\n" not in str(refused.value)
+
+
+def test_views_of_one_aspect_ratio_pass_and_share_their_diffusion_size():
+    sizes = [(24, 32), (48, 64), (600, 800)]
+    check_view_sizes(_cameras(sizes))
+    assert len({fit_short_side(h, w, 512, 64) for h, w in sizes}) == 1  # hence one latent shape
+
+
+def test_the_edit_refuses_mixed_views_before_it_loads_the_diffusion_model(monkeypatch):
+    from ids_nerf.nerfstudio import trainer
+
+    loaded = []
+    monkeypatch.setattr(trainer, "plan_edit_memory", lambda pipeline: None)
+    dataset = SimpleNamespace(cameras=_cameras([(24, 32), (32, 24)]))
+    pipeline = SimpleNamespace(
+        datamanager=SimpleNamespace(train_dataset=dataset),
+        check_edit_masks=lambda: None,
+        load_diffusion=lambda **kwargs: loaded.append(True),
+    )
+    fake = SimpleNamespace(pipeline=pipeline, _checkpoint_path=Path("no-run/nerfstudio_models/step-1.ckpt"))
+    fake._connect_edit_panel = lambda: None
+    with pytest.raises(UserError, match="different aspect ratios"):
+        trainer.IDSEditTrainer._begin_edit(fake)
+    assert not loaded
