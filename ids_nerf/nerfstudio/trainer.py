@@ -25,6 +25,7 @@ import tyro
 import yaml
 from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
+from nerfstudio.utils.misc import step_check
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from ids_nerf.errors import UserError, report
@@ -213,9 +214,11 @@ class IDSEditTrainer(Trainer):
 
     # ---- step ----------------------------------------------------------------------------------
     def train_iteration(self, step: int):
-        """One edit step; the pipeline backpropagates itself, chunk by chunk."""
+        """One edit step; the pipeline backpropagates itself, chunk by chunk. Its parts are timed on the
+        steps nerfstudio logs (as its ``train`` decides), where timing is worth a CUDA synchronisation."""
         self.optimizers.zero_grad_all()
-        loss_dict, metrics_dict, applied = self.pipeline.edit_step(step)
+        timed = step_check(step, self.config.logging.steps_per_log, run_at_zero=True)
+        loss_dict, metrics_dict, applied = self.pipeline.edit_step(step, timed=timed)
         if applied:
             self.optimizers.optimizer_step_all()
             self.optimizers.scheduler_step_all(step)

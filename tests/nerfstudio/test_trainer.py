@@ -107,3 +107,23 @@ def test_the_edit_refuses_mixed_views_before_it_loads_the_diffusion_model(monkey
     with pytest.raises(UserError, match="different aspect ratios"):
         trainer.IDSEditTrainer._begin_edit(fake)
     assert not loaded
+
+
+def test_edit_steps_are_timed_on_the_steps_nerfstudio_logs_only():
+    from ids_nerf.nerfstudio.trainer import IDSEditTrainer
+
+    timed = []
+
+    def edit_step(step, timed_now):
+        timed.append(timed_now)
+        return {"ids_loss": torch.zeros(())}, {}, False
+
+    fake = SimpleNamespace(
+        config=SimpleNamespace(logging=SimpleNamespace(steps_per_log=10)),
+        optimizers=SimpleNamespace(zero_grad_all=lambda: None),
+        pipeline=SimpleNamespace(edit_step=lambda step, timed: edit_step(step, timed)),
+        device="cpu",
+    )
+    for step in range(25):
+        IDSEditTrainer.train_iteration(fake, step)
+    assert [step for step, t in enumerate(timed) if t] == [0, 10, 20]
