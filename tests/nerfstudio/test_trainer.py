@@ -91,22 +91,54 @@ def test_views_of_one_aspect_ratio_pass_and_share_their_diffusion_size():
     assert len({fit_short_side(h, w, 512, 64) for h, w in sizes}) == 1  # hence one latent shape
 
 
-def test_the_edit_refuses_mixed_views_before_it_loads_the_diffusion_model(monkeypatch):
+def _begin_edit(monkeypatch, sizes, device="cpu", diffusion_device=None, done=None):
+    """``IDSEditTrainer._begin_edit`` on a stand-in trainer (views of ``sizes``); returns ``done``, to which
+    it appends what it loaded, in order."""
     from ids_nerf.nerfstudio import trainer
 
-    loaded = []
+    done = [] if done is None else done
     monkeypatch.setattr(trainer, "plan_edit_memory", lambda pipeline: None)
-    dataset = SimpleNamespace(cameras=_cameras([(24, 32), (32, 24)]))
     pipeline = SimpleNamespace(
-        datamanager=SimpleNamespace(train_dataset=dataset),
+        datamanager=SimpleNamespace(train_dataset=SimpleNamespace(cameras=_cameras(sizes))),
         check_edit_masks=lambda: None,
-        load_diffusion=lambda **kwargs: loaded.append(True),
+        load_diffusion=lambda **kwargs: done.append("diffusion"),
+        encode_views=lambda: done.append("latents"),
     )
-    fake = SimpleNamespace(pipeline=pipeline, _checkpoint_path=Path("no-run/nerfstudio_models/step-1.ckpt"))
-    fake._connect_edit_panel = lambda: None
+    fake = SimpleNamespace(
+        pipeline=pipeline,
+        device=device,
+        config=SimpleNamespace(pipeline=SimpleNamespace(diffusion_device=diffusion_device), is_viewer_enabled=bool),
+        _checkpoint_path=Path("no-run/nerfstudio_models/step-1.ckpt"),
+        _resumed=False,
+        _connect_edit_panel=lambda: None,
+    )
+    trainer.IDSEditTrainer._begin_edit(fake)
+    return done
+
+
+def test_the_edit_refuses_mixed_views_before_it_loads_the_diffusion_model(monkeypatch):
+    loaded = []
     with pytest.raises(UserError, match="different aspect ratios"):
-        trainer.IDSEditTrainer._begin_edit(fake)
+        _begin_edit(monkeypatch, [(24, 32), (32, 24)], done=loaded)
     assert not loaded
+    assert _begin_edit(monkeypatch, [(24, 32), (48, 64)]) == ["diffusion", "latents"]
+
+
+@pytest.fixture
+def matmul_precision():
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    yield
+    torch.set_float32_matmul_precision(before)
+
+
+@pytest.mark.parametrize(
+    "device, diffusion_device, expected",
+    [("cuda:0", None, "high"), ("cpu", "cuda:1", "high"), ("cpu", None, "highest"), ("cpu", "cpu", "highest")],
+)
+def test_an_edit_on_cuda_uses_tf32_matmuls(monkeypatch, matmul_precision, device, diffusion_device, expected):
+    _begin_edit(monkeypatch, [(24, 32)], device, diffusion_device)
+    assert torch.get_float32_matmul_precision() == expected
 
 
 def test_edit_steps_are_timed_on_the_steps_nerfstudio_logs_only():
