@@ -1,8 +1,8 @@
 """Wall time of one batch of tiny CPU edits on a local Ray with 1 worker and with 2 (each edit: its own source
 nerfacto, the ids-edit or dds-edit, the evaluation), and the ratio. A benchmark to read, not a timed test.
 
-    python benchmarks/ray_batch.py                 # 4 edits on a 16x16 synthetic scene
-    python benchmarks/ray_batch.py --seeds 3 --workers 1 2 4
+    python -m benchmarks.ray_batch                 # 4 edits on a 16x16 synthetic scene
+    python -m benchmarks.ray_batch --seeds 3 --workers 1 2 4
 
 Each run gets a fresh output folder, so nothing is skipped. The load average is printed beside the times:
 on a machine shared with other jobs the ratio says as much about them as about Ray.
@@ -17,8 +17,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 SUITE = """
 output_dir: {out}
@@ -91,6 +89,7 @@ def main() -> None:
         # Ray kills tasks above 95 % of the machine's memory, whoever uses it; on a shared machine that would
         # time other people's jobs, so the benchmark lets it go to 98 % (RAY_memory_usage_threshold overrides)
         env.setdefault("RAY_memory_usage_threshold", "0.98")
+        # Ray's workers import ids_nerf themselves: from this checkout, as the driver does under python -m
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")])
         )

@@ -21,7 +21,14 @@ import torch
 from ids_nerf.console import Stages, format_seconds, third_party_warnings_to
 from ids_nerf.errors import UserError
 from ids_nerf.io import check_output_free
-from ids_nerf.methods import CPU_NERFACTO, METHOD_NAMES, RANDOM_BACKGROUND, SMALL_SPLATFACTO, SPLAT_EDIT_COLOUR_LR
+from ids_nerf.methods import (
+    CPU_NERFACTO,
+    METHOD_NAMES,
+    RANDOM_BACKGROUND,
+    SMALL_SPLATFACTO,
+    SPLAT_EDIT_COLOUR_LR,
+    for_device,
+)
 
 MethodName = Literal[METHOD_NAMES]
 
@@ -170,7 +177,12 @@ class Demo:
             target_prompt=captions["edited"],
             dataparser_args=["--alpha-color", "None"],
             source_method="splatfacto" if self.splat else "nerfacto",
-            source_args=[*device_args(), "--max-num-iterations", str(self.source_steps_or_default()), *source_model],
+            source_args=[
+                *device_args(),
+                "--max-num-iterations",
+                str(self.source_steps_or_default()),
+                *for_device(source_model, torch.cuda.is_available()),
+            ],
             method=self.method,
             edit_args=[
                 *device_args(),

@@ -1,4 +1,5 @@
-"""The edit methods ids-nerf registers with nerfstudio, and the small source recipes for the CPU.
+"""The edit methods ids-nerf registers with nerfstudio, and the small source recipes for the CPU (and
+which of their flags a CUDA run leaves out).
 
 Plain data, no imports: the workflow, the demo, the tests and the benchmarks read the method names
 here; ``pyproject.toml`` registers the same names (``tests/test_methods.py`` keeps the two equal), and
@@ -32,6 +33,29 @@ CPU_NERFACTO = [
     "15",
     *NO_EVALUATION,
 ]
+
+CPU_ONLY_FLAGS = {
+    "--pipeline.model.implementation",  # torch's hash grid: on CUDA, nerfstudio's default (tiny-cuda-nn)
+    "--pipeline.model.log2-hashmap-size",  # the small grids, sized for CPU minutes
+    "--pipeline.model.proposal-net-args-list.0.log2-hashmap-size",
+    "--pipeline.model.proposal-net-args-list.1.log2-hashmap-size",
+    "--pipeline.model.use-absgrad",  # the CPU stand-in rasterizer has no absgrad; gsplat on CUDA has
+}
+"""Flags of the CPU recipes, each followed by one value, that a CUDA run leaves to nerfstudio's defaults."""
+
+
+def for_device(flags, cuda: bool) -> list:
+    """``flags`` as they are off CUDA; on CUDA without the :data:`CPU_ONLY_FLAGS` and their values."""
+    kept, skip = [], False
+    for flag in flags:
+        if cuda and flag in CPU_ONLY_FLAGS:
+            skip = True
+        elif skip:
+            skip = False
+        else:
+            kept.append(flag)
+    return kept
+
 
 RANDOM_BACKGROUND = ["--pipeline.model.background-color", "random"]
 """With the dataset's alpha kept (``--alpha-color None``), a random background stops a source model from

@@ -17,3 +17,11 @@ def test_each_method_config_carries_its_name_and_edits_its_source_kind():
         spec = getattr(method_configs, name.replace("-", "_"))
         assert spec.config.method_name == name
         assert spec.config.pipeline.source_kind == source
+
+
+def test_a_cuda_run_gets_the_cpu_recipes_without_their_cpu_only_flags():
+    from ids_nerf.methods import CPU_NERFACTO, CPU_ONLY_FLAGS, NO_EVALUATION, for_device
+
+    assert for_device(CPU_NERFACTO, cuda=False) == CPU_NERFACTO
+    assert for_device([*CPU_NERFACTO, "--pipeline.model.use-absgrad", "False"], cuda=True) == NO_EVALUATION
+    assert CPU_ONLY_FLAGS & set(CPU_NERFACTO)  # the recipe does carry some, so the line above is a real test

@@ -462,11 +462,12 @@ class IDSEditPipeline(VanillaPipeline):
         generator = torch.Generator().manual_seed(self.config.seed * 7919 + slot // count)
         return int(torch.randperm(count, generator=generator)[slot % count])
 
-    def edit_step(self, step: int) -> Tuple[Dict[str, Tensor], Dict[str, Any], bool]:
+    def edit_step(self, step: int, timed: bool = True) -> Tuple[Dict[str, Tensor], Dict[str, Any], bool]:
         """Render a view, score it against its source latent with IDS, backpropagate into the NeRF.
 
         Returns ``(loss_dict, metrics_dict, applied)``; gradients are left in the parameters'
-        ``.grad``; ``applied`` is False when the step was skipped for a non-finite loss.
+        ``.grad``; ``applied`` is False when the step was skipped for a non-finite loss. ``timed``: time
+        the step's parts (``ids/ms_*``), synchronising CUDA at each; the trainer asks on logged steps only.
         """
         if self.guidance is None or self.source_latents.numel() == 0:
             raise RuntimeError("begin the edit first: the trainer loads the diffusion model and source latents")
@@ -476,7 +477,7 @@ class IDSEditPipeline(VanillaPipeline):
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step)
         render_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
 
-        clock = _StepClock(self.device)
+        clock = _StepClock(self.device, timed)
         rendered, backprop = self.render_for_edit(index, render_seed)
         clock.lap("render")
         stale = self.stale_watch.observe(step, index, rendered)
@@ -607,14 +608,16 @@ def _on_source_counter(callback: TrainingCallback, offset: int) -> TrainingCallb
 
 class _StepClock:
     """Wall-clock milliseconds of the parts of an edit step (CUDA synchronised), logged as ``ids/ms_*``;
-    on CUDA also the step's peak allocated memory, ``ids/peak_memory_gib``."""
+    on CUDA also the step's peak allocated memory, ``ids/peak_memory_gib``. Untimed (``timed`` False)
+    it neither synchronises nor times: a synchronisation stalls the queue of CUDA work."""
 
-    def __init__(self, device) -> None:
+    def __init__(self, device, timed: bool = True) -> None:
         self.cuda = torch.device(device).type == "cuda"
+        self.timed = timed
         self.laps: Dict[str, float] = {}
         if self.cuda:
-            torch.cuda.reset_peak_memory_stats()
-        self.last = self._now()
+            torch.cuda.reset_peak_memory_stats()  # the allocator's own count: no synchronisation
+        self.last = self._now() if timed else 0.0
 
     def _now(self) -> float:
         if self.cuda:
@@ -622,6 +625,8 @@ class _StepClock:
         return time.perf_counter()
 
     def lap(self, name: str) -> None:
+        if not self.timed:
+            return
         now = self._now()
         self.laps[name] = 1000 * (now - self.last)
         self.last = now

@@ -13,6 +13,7 @@ the box, at the finest level the model offers:
 
 from __future__ import annotations
 
+import functools
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -44,8 +45,17 @@ def check_region(region: Optional[Sequence[float]]) -> None:
 
 def inside_region(points: Float[Tensor, "*batch 3"], region: EditRegion) -> Bool[Tensor, "*batch 1"]:
     """Whether each point lies in the box (borders included)."""
-    box = torch.tensor(region, dtype=points.dtype, device=points.device)
+    box = region_box(tuple(region), points.device, points.dtype)
     return ((points >= box[:3]) & (points <= box[3:])).all(dim=-1, keepdim=True)
+
+
+@functools.lru_cache(maxsize=32)
+def region_box(region: EditRegion, device: torch.device, dtype: torch.dtype) -> Float[Tensor, "6"]:
+    """The box as a tensor, built once per device and dtype: nerfacto calls its field about 300 times
+    an edit step, and a new CUDA tensor each time is a host-to-device copy. Outside inference mode, so
+    that a box first built by a viewer render still serves training."""
+    with torch.inference_mode(False):
+        return torch.tensor(region, dtype=dtype, device=device)
 
 
 def rays_through_box(origins: Float[Tensor, "*batch 3"], directions: Float[Tensor, "*batch 3"], region: EditRegion):

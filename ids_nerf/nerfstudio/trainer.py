@@ -25,6 +25,7 @@ import tyro
 import yaml
 from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
+from nerfstudio.utils.misc import step_check
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from ids_nerf.errors import UserError, report
@@ -156,12 +157,13 @@ class IDSEditTrainer(Trainer):
             CONSOLE.print(f"Resuming the edit from {self._checkpoint_path} (step {state['step']})")
             return
         weights = model_state(pipeline_state)
-        mismatch = _state_mismatch(self.pipeline.model.state_dict(), weights, self.config.pipeline.comparable_shape)
-        if mismatch:
-            raise UserError(
-                f"checkpoint '{self._checkpoint_path}' does not fit the model of this edit ({mismatch}); "
-                f"pass the nerfstudio_models folder of a run of the model {self.config.method_name} edits"
-            )
+        check_checkpoint_fits(
+            self.pipeline.model.state_dict(),
+            weights,
+            self.config.pipeline.comparable_shape,
+            self._checkpoint_path,
+            self.config.method_name,
+        )
         self.pipeline.model.load_state_dict(weights)
         self.optimizers = self.setup_optimizers()  # on the loaded parameters (see above)
         # an edited source is still the model of the first source's training: keep that run's step
@@ -176,7 +178,9 @@ class IDSEditTrainer(Trainer):
             CONSOLE.print(f"Editing an edited scene: {describe_chain(self.config.edit_chain)} -> this edit")
 
     def _begin_edit(self) -> None:
+        use_tf32_on_cuda(self.device, self.config.pipeline.diffusion_device)
         check_same_poses(self.pipeline, self._checkpoint_path.parent.parent / "dataparser_transforms.json")
+        check_view_sizes(self.pipeline.datamanager.train_dataset.cameras)
         self._connect_edit_panel()
         self.pipeline.check_edit_masks()  # bad masks are refused before the weights load
         plan_edit_memory(self.pipeline)  # before the weights load; may refuse, or fit the settings to a budget
@@ -215,9 +219,11 @@ class IDSEditTrainer(Trainer):
 
     # ---- step ----------------------------------------------------------------------------------
     def train_iteration(self, step: int):
-        """One edit step; the pipeline backpropagates itself, chunk by chunk."""
+        """One edit step; the pipeline backpropagates itself, chunk by chunk. Its parts are timed on the
+        steps nerfstudio logs (as its ``train`` decides), where timing is worth a CUDA synchronisation."""
         self.optimizers.zero_grad_all()
-        loss_dict, metrics_dict, applied = self.pipeline.edit_step(step)
+        timed = step_check(step, self.config.logging.steps_per_log, run_at_zero=True)
+        loss_dict, metrics_dict, applied = self.pipeline.edit_step(step, timed=timed)
         if applied:
             self.optimizers.optimizer_step_all()
             self.optimizers.scheduler_step_all(step)
@@ -328,6 +334,62 @@ def check_same_poses(pipeline, source_transforms: Path, atol: float = 1e-5) -> N
             f"the data at '{data}' gives other camera poses than the source run's ({source_transforms}); "
             "pass the --data the source run was trained on"
         )
+
+
+def check_checkpoint_fits(
+    expected: dict, loaded: dict, shape: Callable[[str, torch.Tensor], tuple], checkpoint: Path, method: str
+) -> None:
+    """Refuse a source checkpoint whose weights do not fit the edit's model, naming the cause: most often
+    the other hash-grid implementation (tiny-cuda-nn vs nerfstudio's torch grid), else another model."""
+    mismatch = _state_mismatch(expected, loaded, shape)
+    if not mismatch:
+        return
+    ours, theirs = hash_grid_implementation(expected), hash_grid_implementation(loaded)
+    if (ours, theirs) == ("torch", "tcnn"):  # nerfstudio falls back to its torch grid without tiny-cuda-nn
+        raise UserError(
+            f"checkpoint '{checkpoint}' holds tiny-cuda-nn's hash grid and this edit builds nerfstudio's torch "
+            "hash grid: install tiny-cuda-nn, or train the source with --pipeline.model.implementation torch"
+        )
+    if (ours, theirs) == ("tcnn", "torch"):
+        raise UserError(
+            f"checkpoint '{checkpoint}' holds nerfstudio's torch hash grid and this edit builds tiny-cuda-nn's: "
+            "pass --pipeline.model.implementation torch (with --use-source-model-config False when the "
+            "source's config.yml says tcnn), or train the source with tiny-cuda-nn installed"
+        )
+    raise UserError(
+        f"checkpoint '{checkpoint}' does not fit the model of this edit ({mismatch}); "
+        f"pass the nerfstudio_models folder of a run of the model {method} edits"
+    )
+
+
+def hash_grid_implementation(state: dict) -> Optional[str]:
+    """The hash grid a nerfacto-like state dict comes from: nerfstudio's torch grid keeps ``hash_table``
+    tensors, tiny-cuda-nn one flat ``params`` tensor per encoding or network; None: neither."""
+    names = {key.rsplit(".", 1)[-1] for key in state}
+    return "torch" if "hash_table" in names else "tcnn" if "params" in names else None
+
+
+def use_tf32_on_cuda(*devices: Optional[str]) -> None:
+    """TF32 matmuls for an edit's fp32 work (the NeRF's MLPs, an fp32 score model) when any of it runs on
+    CUDA: several times the fp32 rate on Ampere and later, at a 10-bit mantissa that a NeRF's and a score
+    distillation's noise outweigh. Off the GPU it changes nothing, so CPU results stay as they were."""
+    if any(device is not None and torch.device(device).type == "cuda" for device in devices):
+        torch.set_float32_matmul_precision("high")
+
+
+def check_view_sizes(cameras) -> None:
+    """Refuse training views of different aspect ratios (mixed sizes or orientations) before the diffusion
+    model loads: the edit stores all views' latents in one tensor, and only views of one aspect ratio are
+    all scaled to one diffusion size (``fit_short_side``); one ratio at several resolutions is fine."""
+    sizes = [(int(h), int(w)) for h, w in zip(cameras.height.flatten(), cameras.width.flatten())]
+    first = sizes[0]
+    for index, (h, w) in enumerate(sizes):
+        if h * first[1] != w * first[0]:
+            raise UserError(
+                f"training views 0 and {index} have different aspect ratios ({first[1]}x{first[0]} and {w}x{h} "
+                "pixels); an edit stores one latent size for all views: crop the images to one aspect ratio "
+                "and orientation"
+            )
 
 
 def _state_mismatch(expected: dict, loaded: dict, shape: Callable[[str, torch.Tensor], tuple]) -> str:

@@ -11,8 +11,10 @@ import json
 from dataclasses import asdict, dataclass
 from typing import List, Optional, Tuple
 
+import torch
+
 from ids_nerf.errors import UserError
-from ids_nerf.methods import CPU_NERFACTO, RANDOM_BACKGROUND, SMALL_SPLATFACTO, SPLAT_EDIT_COLOUR_LR
+from ids_nerf.methods import CPU_NERFACTO, RANDOM_BACKGROUND, SMALL_SPLATFACTO, SPLAT_EDIT_COLOUR_LR, for_device
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,13 @@ class Backbone:
     ids_method: str
     dds_method: str
     source_args: Tuple[str, ...]
-    """ns-train flags of the source training (besides steps, seed and device)."""
+    """ns-train flags of the source training (besides steps, seed and device) off CUDA; a CUDA run leaves
+    out the CPU-only ones (``methods.for_device``)."""
+
+    def source_flags(self) -> List[str]:
+        """``source_args`` for this machine's device."""
+        return for_device(self.source_args, torch.cuda.is_available())
+
     edit_args: Tuple[str, ...]
     """ns-train flags every edit of this backbone gets."""
     adam_groups: Tuple[str, ...]
@@ -130,8 +138,8 @@ class SourceRun:
     scene_key: str
 
     def key(self) -> str:
-        """Cache key: everything that changes the trained weights (flags included)."""
-        flags = BACKBONES[self.backbone].source_args
+        """Cache key: everything that changes the trained weights (flags included: a CUDA source differs)."""
+        flags = BACKBONES[self.backbone].source_flags()
         return _digest({**asdict(self), "flags": flags})
 
     def args(self, device: List[str]) -> List[str]:
@@ -144,7 +152,7 @@ class SourceRun:
             str(self.steps),
             "--steps-per-save",
             str(self.steps),
-            *backbone.source_args,
+            *backbone.source_flags(),
         ]
 
 

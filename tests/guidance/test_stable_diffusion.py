@@ -16,6 +16,14 @@ def test_loaded_model_is_frozen_and_native_size_follows_config(tiny_guidance):
     torch.testing.assert_close(g.alphas_cumprod, torch.cumprod(1 - betas, 0))
 
 
+def test_each_part_loads_in_the_asked_precision(tiny_sd_dir):
+    # the text encoder's dtype= (transformers >= 4.56, pyproject's pin); older ones leave it in fp32
+    g = load_stable_diffusion(str(tiny_sd_dir), precision="bf16")
+    assert {name: getattr(g, name).dtype for name in ("unet", "vae", "text_encoder")} == dict.fromkeys(
+        ("unet", "vae", "text_encoder"), torch.bfloat16
+    )
+
+
 def test_prompt_embeddings_are_cached(tiny_guidance):
     calls = []
     hook = tiny_guidance.text_encoder.register_forward_hook(lambda *a: calls.append(1))

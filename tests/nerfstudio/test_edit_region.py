@@ -68,6 +68,20 @@ def test_a_limited_field_keeps_its_values_and_passes_gradient_from_inside_only()
     assert torch.allclose(field.weight.grad, 2 * positions[0, 0])  # the inside sample's alone
 
 
+def test_the_box_is_built_once_per_device_not_on_every_field_call(monkeypatch):
+    positions = torch.tensor([[[0.5, 0.5, 0.5], [2.0, 3.0, 4.0]]])
+    field = _ToyField()
+    limit_field_to_region(field, (0.0, 0.0, 0.0, 0.5, 0.5, 0.5))  # a box no other test has used
+    built, tensor = [], torch.tensor
+    monkeypatch.setattr(
+        torch, "tensor", lambda *args, **kwargs: built.append(kwargs["device"]) or tensor(*args, **kwargs)
+    )
+    for _ in range(5):
+        field.forward(_Samples(positions))
+    assert inside_region(positions.to("meta"), (0.0, 0.0, 0.0, 0.5, 0.5, 0.5)).device.type == "meta"
+    assert built == [torch.device("cpu"), torch.device("meta")]  # one box per device
+
+
 def test_zero_gradient_outside_keeps_the_inside_gaussians_rows():
     means = torch.tensor([[0.5, 0.5, 0.5], [3.0, 0.0, 0.0]])
     params = {"means": torch.nn.Parameter(means.clone()), "opacities": torch.nn.Parameter(torch.zeros(2, 1))}

@@ -59,3 +59,25 @@ def test_the_splat_hooks_refuse_another_nerfstudio(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.2.0")
     with pytest.raises(UserError, match="nerfstudio 1.1.5, this is nerfstudio 1.2.0"):
         SplatfactoHooks(object())
+
+
+@pytest.mark.parametrize("timed", [True, False])
+def test_the_step_clock_synchronises_cuda_only_when_timed(monkeypatch, timed):
+    import torch
+
+    from ids_nerf.nerfstudio.pipeline import _StepClock
+
+    synced = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *args: synced.append(True))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *args: None)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *args: 2**30)
+    clock = _StepClock("cuda", timed)
+    parts = ("render", "encode", "guidance", "encode_backward", "render_backward")
+    for name in parts:
+        clock.lap(name)
+    metrics = clock.metrics()
+    assert len(synced) == (1 + len(parts) if timed else 0)  # the start, then each part's end
+    assert sorted(k for k in metrics if k.startswith("ids/ms_")) == (
+        sorted(f"ids/ms_{p}" for p in parts) if timed else []
+    )
+    assert metrics["ids/peak_memory_gib"] == 1.0  # the allocator's count, exact without synchronising

@@ -1,0 +1,29 @@
+"""The demo's ns-train commands: the CPU recipe off CUDA, nerfstudio's own settings on CUDA."""
+
+import pytest
+import torch
+
+from ids_nerf.demo import Demo
+from ids_nerf.methods import CPU_NERFACTO, CPU_ONLY_FLAGS
+
+
+@pytest.fixture
+def captions(monkeypatch):
+    info = {"appearances": {"source": "a red ball", "edited": "a blue ball"}}
+    monkeypatch.setattr("ids_nerf.scenes.edit_scene.read_scene_info", lambda scene: info)
+
+
+@pytest.mark.parametrize("method", ["ids-edit", "ids-edit-splat"])
+def test_a_cuda_demo_gets_no_cpu_only_flags(monkeypatch, captions, tmp_path, method):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    spec = Demo(method=method).edit_spec(tmp_path)
+    for args in (spec.source_args, spec.edit_args):
+        assert not CPU_ONLY_FLAGS & set(args) and "--machine.device-type" not in args, args
+    assert "--max-num-iterations" in spec.source_args
+
+
+def test_a_cpu_demo_trains_the_cpu_recipe(monkeypatch, captions, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    args = Demo().edit_spec(tmp_path).source_args
+    assert args[:2] == ["--machine.device-type", "cpu"]
+    assert " ".join(CPU_NERFACTO) in " ".join(args)
