@@ -30,6 +30,7 @@ from ids_nerf.study.nerf_grid import EDIT_CASES, SourceRun
 from ids_nerf.study.nerf_runs import STDOUT_LOCK, device_flags, scene_folder, study_env, train_source
 from ids_nerf.workflow.runner import run_folder_args, run_ns_train
 
+MARKERS = ("<!-- identity-3d:begin -->", "<!-- identity-3d:end -->")
 MASK = ("--pipeline.identity-mask", "score", "--pipeline.mask-threshold", "0.3")
 MASK_05 = ("--pipeline.identity-mask", "score", "--pipeline.mask-threshold", "0.5")
 DEMO_IDS = ("--pipeline.fpr-scale", "0.1")  # the demo's lambda for the exact-score model
@@ -101,8 +102,8 @@ class IdentityStudy:
 
     cache: Path = Path("outputs/identity-cache")
     """Scene, sources and edits; a rerun with the same settings reuses what is there."""
-    out: Path = Path("docs/results-identity.md")
-    """The report (its study section is replaced, the rest kept)."""
+    out: Path = Path("docs/results-nerf.md")
+    """The report: its identity-3d section (between its own markers) is replaced, the rest kept."""
     edits: List[str] = field(default_factory=lambda: ["blue-ball", "striped-box"])
     """Edit cases (``nerf_grid.EDIT_CASES``)."""
     arms: List[str] = field(default_factory=lambda: ["oracle", "dds", "ids", "dds-mask", "ids-mask"])
@@ -115,6 +116,8 @@ class IdentityStudy:
     """ns-train's --steps-per-save for the runs."""
     seeds: int = 1
     """Edit seeds per arm (view order, timesteps, noise)."""
+    source_steps: int = 600
+    """Steps of the source nerfacto (the demo's)."""
     size: int = 32
     """Image side of the scene in pixels (the demo's)."""
     views: int = 24
@@ -130,14 +133,16 @@ class IdentityStudy:
         if self.jobs > 1 and "OMP_NUM_THREADS" not in env:
             env["OMP_NUM_THREADS"] = str(max(1, (torch.get_num_threads() or 1) // self.jobs))
         scene = scene_folder(self.cache, self.size, self.views, 0)
-        source = train_source(self.cache, scene, SourceRun("nerfacto", 0, 600, f"{self.size}px-{self.views}v-s0"), env)
+        source = train_source(
+            self.cache, scene, SourceRun("nerfacto", 0, self.source_steps, f"{self.size}px-{self.views}v-s0"), env
+        )
         plan = [(case, arm, seed) for case in self.edits for arm in self.arms for seed in range(self.seeds)]
         with ThreadPoolExecutor(self.jobs) as pool:
             courses = list(pool.map(lambda job: self.run(scene, source, *job, env), plan))
         section = self.section(plan, courses, time.time() - start)
         document = self.out.read_text() if self.out.is_file() else "# Identity in 3D\n"
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.out.write_text(nerf_report.replace_section(document, section))
+        self.out.write_text(nerf_report.replace_section(document, section, *MARKERS))
         print(f"Identity study written to {self.out} ({format_seconds(time.time() - start)})")
         return self.out
 
@@ -146,7 +151,7 @@ class IdentityStudy:
         if unknown:
             raise UserError(f"unknown arm or edit {unknown}; arms: {', '.join(ARMS)}; edits: {', '.join(EDIT_CASES)}")
         bad = [c for c in self.checkpoints if c < 1 or c > self.steps or (c % self.save_every and c != self.steps)]
-        if bad or self.save_every < 1 or min(self.seeds, self.jobs) < 1:
+        if bad or self.save_every < 1 or min(self.seeds, self.jobs, self.source_steps) < 1:
             raise UserError(
                 f"checkpoints {bad} cannot be measured: each must be a multiple of --save-every ({self.save_every}) "
                 f"or --steps ({self.steps}); --seeds and --jobs at least 1"
@@ -205,28 +210,41 @@ class IdentityStudy:
 
     def section(self, plan, courses, seconds: float) -> str:
         """The report: per edit, a table of arms against checkpoints (edited object to target | neighbour
-        against the source, dB; mean over seeds)."""
+        against the source, dB; mean over seeds), then each arm's distance to the oracle."""
         lines = [
-            f"Written by `ids-nerf identity-3d --arms {' '.join(self.arms)} --steps {self.steps} --seeds {self.seeds}` "
-            f"in {format_seconds(seconds)} (runs from the cache count the time they took when they ran). Scene "
-            f"{self.size} px, {self.views} training views, the demo's source (nerfacto, 600 steps); test views. "
-            "Each cell: edited object vs the ground-truth target | neighbour vs the source (PSNR, dB), mean over "
-            f"{self.seeds} seed(s); a checkpoint at step s has had s + 1 updates, the last one s.",
+            f"Written by `ids-nerf identity-3d --edits {' '.join(self.edits)} --arms {' '.join(self.arms)} "
+            f"--steps {self.steps} --seeds {self.seeds}` in {format_seconds(seconds)} (cached runs count no time). "
+            f"Scene {self.size} px, {self.views} training views, the demo's source recipe (nerfacto, "
+            f"{self.source_steps} steps); "
+            "test views. Each cell: edited object vs the ground-truth target \\| neighbour vs the source (PSNR, "
+            f"dB), mean over {self.seeds} seed(s). The checkpoint of step s has had s + 1 updates (the last: s).",
             "",
         ]
         for case in self.edits:
             c = EDIT_CASES[case]
-            lines += [f"### {case}: {c.description}", ""]
-            lines.append("| arm | " + " | ".join(f"step {s}" for s in self.checkpoints) + " |")
-            lines.append("| --- |" + " --- |" * len(self.checkpoints))
-            for arm in self.arms:
+
+            def cell(arm: str, step: int) -> Tuple[float, float]:
                 picked = [course for (pc, pa, _), course in zip(plan, courses) if pc == case and pa == arm]
-                cells = []
-                for step in self.checkpoints:
-                    target = _mean([m[step][f"target_psnr_{c.edited}"] for m in picked])
-                    kept = _mean([m[step][f"identity_psnr_{c.neighbour}"] for m in picked])
-                    cells.append(f"{target:.2f} \\| {kept:.2f}")
+                return (
+                    _mean([m[step][f"target_psnr_{c.edited}"] for m in picked]),
+                    _mean([m[step][f"identity_psnr_{c.neighbour}"] for m in picked]),
+                )
+
+            header = "| arm | " + " | ".join(f"step {s}" for s in self.checkpoints) + " |"
+            rule = "| --- |" + " --- |" * len(self.checkpoints)
+            lines += [f"### {case}: {c.description} ({c.edited} to target \\| {c.neighbour} kept)", "", header, rule]
+            for arm in self.arms:
+                cells = [f"{t:.2f} \\| {k:.2f}" for t, k in (cell(arm, step) for step in self.checkpoints)]
                 lines.append(f"| {arm}: {ARMS[arm].description} | " + " | ".join(cells) + " |")
+            if "oracle" in self.arms:
+                lines += ["", f"Against the oracle at the same step (dB, edit - oracle; {c.edited} \\| {c.neighbour}):"]
+                lines += ["", header, rule]
+                for arm in (a for a in self.arms if a != "oracle"):
+                    gaps = []
+                    for step in self.checkpoints:
+                        (t, k), (ot, ok) = cell(arm, step), cell("oracle", step)
+                        gaps.append(f"{t - ot:+.2f} \\| {k - ok:+.2f}")
+                    lines.append(f"| {arm} | " + " | ".join(gaps) + " |")
             lines.append("")
         return "\n".join(lines)
 

@@ -253,12 +253,12 @@ def _with_footer(image, text: str):
     return canvas
 
 
-def replace_section(document: str, section: str) -> str:
-    """``document`` with the text between :data:`BEGIN` and :data:`END` replaced by ``section``; without the
-    markers, the section goes after the title (the first line)."""
-    block = f"{BEGIN}\n{section.strip()}\n{END}"
-    if BEGIN in document and END in document:
-        head, rest = document.split(BEGIN, 1)
-        return head + block + rest.split(END, 1)[1]
+def replace_section(document: str, section: str, begin: str = BEGIN, end: str = END) -> str:
+    """``document`` with the text between the ``begin`` and ``end`` markers (default the 3D study's)
+    replaced by ``section``; without the markers, the section goes after the title (the first line)."""
+    block = f"{begin}\n{section.strip()}\n{end}"
+    if begin in document and end in document:
+        head, rest = document.split(begin, 1)
+        return head + block + rest.split(end, 1)[1]
     title, _, body = document.partition("\n")
     return f"{title}\n\n{block}\n\n{body.lstrip()}" if title else block + "\n"

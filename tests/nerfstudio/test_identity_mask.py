@@ -23,47 +23,35 @@ def _changed(trainer, steps=2):
 
 
 @pytest.mark.slow
-def test_score_masks_are_made_per_view_and_a_full_mask_changes_nothing(
+def test_score_masks_a_full_mask_changes_nothing_and_outside_only_the_anchor_acts(
     workspace, ns_env, tiny_sd_dir, source_run, tmp_path
 ):
     load = source_run / "nerfstudio_models"
     masked = edit_trainer("ids-edit", workspace, tiny_sd_dir, load, tmp_path / "m", identity_mask="score")
-    masks = masked.pipeline.edit_masks
-    latents = masked.pipeline.source_latents
+    pipeline = masked.pipeline
+    masks, latents = pipeline.edit_masks, pipeline.source_latents
     assert masks.shape == (latents.shape[0], 1, *latents.shape[-2:])
     assert set(masks.unique().tolist()) <= {0.0, 1.0} and 0 < float(masks.mean()) <= 1
-    assert "edit_masks" in masked.pipeline.state_dict()  # saved with the checkpoints
-    figure = masked.pipeline.mask_figure(views=3)
+    assert "edit_masks" in pipeline.state_dict()  # saved with the checkpoints
+    figure = pipeline.mask_figure(views=3)
     assert figure.width >= 2 * 192 and figure.height >= 3 * 192  # two columns, a row per view shown
 
+    # a mask that lets everything change is the direction as without a mask
     plain = edit_trainer("ids-edit", workspace, tiny_sd_dir, load, tmp_path / "p")
     assert plain.pipeline.mask_figure() is None and not plain.pipeline.edit_masks.numel()
-    masked.pipeline.edit_masks = torch.ones_like(masks)  # may change everywhere: the direction as without a mask
+    pipeline.edit_masks = torch.ones_like(masks)
     for a, b in zip(_field_grads(masked), _field_grads(plain)):
         assert (a is None and b is None) or torch.allclose(a, b, atol=1e-6)
 
-
-@pytest.mark.slow
-def test_outside_the_mask_only_the_anchor_acts(workspace, ns_env, tiny_sd_dir, source_run, tmp_path):
-    load = source_run / "nerfstudio_models"
-    trainer = edit_trainer("ids-edit", workspace, tiny_sd_dir, load, tmp_path / "a", identity_mask="score")
-    pipeline = trainer.pipeline
-    pipeline.edit_masks = torch.zeros_like(pipeline.edit_masks)  # nothing may change
-    # at the source, the anchor has nothing to pull: no gradient at all, though the prompts differ
-    assert all(g is None or not g.any() for g in _field_grads(trainer))
-    pipeline.config.identity_anchor = 1.0
-    _changed_by_the_score(trainer)
-    pulled = _field_grads(trainer, step=2)
-    assert any(g is not None and g.any() for g in pulled)  # moved off the source: pulled back
+    # nothing may change: at the source the anchor has nothing to pull, so no gradient though the prompts differ
+    pipeline.edit_masks = torch.zeros_like(masks)
+    assert all(g is None or not g.any() for g in _field_grads(masked))
+    pipeline.edit_masks = torch.ones_like(masks)
+    _changed(masked)  # two free steps move the field off the source
+    pipeline.edit_masks = torch.zeros_like(masks)
+    assert any(g is not None and g.any() for g in _field_grads(masked, step=2))  # pulled back
     pipeline.config.identity_anchor = 0.0
-    assert all(g is None or not g.any() for g in _field_grads(trainer, step=2))  # weight 0: only cut
-
-
-def _changed_by_the_score(trainer):
-    masks = trainer.pipeline.edit_masks
-    trainer.pipeline.edit_masks = torch.ones_like(masks)
-    _changed(trainer)
-    trainer.pipeline.edit_masks = masks
+    assert all(g is None or not g.any() for g in _field_grads(masked, step=2))  # weight 0: only cut
 
 
 @pytest.mark.slow

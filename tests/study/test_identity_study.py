@@ -1,0 +1,54 @@
+"""``ids-nerf identity-3d`` at a tiny size: a real source, the oracle and a masked IDS edit through ns-train,
+each measured at two checkpoints; the report; a rerun from the cache."""
+
+import json
+
+import pytest
+
+from ids_nerf.errors import UserError
+from ids_nerf.study.identity_study import ARMS, IdentityStudy, checkpoint_file
+
+
+def test_bad_settings_are_refused_in_one_line():
+    with pytest.raises(UserError, match="unknown arm or edit"):
+        IdentityStudy(arms=["oracle", "nope"]).check()
+    with pytest.raises(UserError, match=r"checkpoints \[50\] cannot be measured"):
+        IdentityStudy(steps=120, checkpoints=[50, 120], save_every=60).check()
+    IdentityStudy(steps=120, checkpoints=[60, 120], save_every=60).check()
+
+
+def test_arms_have_distinct_keys_and_the_last_checkpoint_is_named_by_its_index(tmp_path):
+    assert len({arm.key() for arm in ARMS.values()}) == len(ARMS)
+    assert checkpoint_file(tmp_path, 120, 300).name == "step-000000120.ckpt"
+    assert checkpoint_file(tmp_path, 300, 300).name == "step-000000299.ckpt"
+
+
+@pytest.mark.slow
+def test_a_tiny_identity_study_end_to_end(tmp_path):
+    study = IdentityStudy(
+        cache=tmp_path / "cache",
+        out=tmp_path / "results.md",
+        edits=["blue-ball"],
+        arms=["oracle", "ids-mask"],
+        steps=2,
+        checkpoints=[1, 2],
+        save_every=1,
+        source_steps=20,
+        size=16,
+        views=4,
+    )
+    study.main()
+    text = study.out.read_text()
+    assert text.count("<!-- identity-3d:begin -->") == 1
+    rows = [line for line in text.splitlines() if line.startswith("| ids-mask")]
+    assert len(rows) == 2  # its course, and its distance to the oracle
+    cells = rows[0].split(" | ")[1:]
+    assert len(cells) == 2 and all(len(cell.split(" \\| ")) == 2 for cell in cells)
+    courses = sorted((study.cache / "identity" / "blue-ball").glob("*/course.json"))
+    assert len(courses) == 2
+    metrics = json.loads(courses[0].read_text())["metrics"]
+    assert set(metrics) == {"1", "2"} and "identity_psnr_box" in metrics["2"] and "target_psnr_ball" in metrics["1"]
+    assert metrics["1"] != metrics["2"]  # two checkpoints, two measurements
+    stamps = [c.stat().st_mtime_ns for c in courses]
+    study.main()  # from the cache: nothing runs again
+    assert [c.stat().st_mtime_ns for c in courses] == stamps
