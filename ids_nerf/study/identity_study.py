@@ -32,7 +32,6 @@ from ids_nerf.workflow.runner import run_folder_args, run_ns_train
 
 MARKERS = ("<!-- identity-3d:begin -->", "<!-- identity-3d:end -->")
 MASK = ("--pipeline.identity-mask", "score", "--pipeline.mask-threshold", "0.3")
-MASK_05 = ("--pipeline.identity-mask", "score", "--pipeline.mask-threshold", "0.5")
 DEMO_IDS = ("--pipeline.fpr-scale", "0.1")  # the demo's lambda for the exact-score model
 
 
@@ -56,13 +55,15 @@ ARMS: Dict[str, IdentityArm] = {
     "ids": IdentityArm("ids-edit", DEMO_IDS, "IDS λ 0.1, as the demo runs today"),
     "dds-mask": IdentityArm("dds-edit", MASK, "DDS with the score's edit mask and the anchor outside it"),
     "ids-mask": IdentityArm("ids-edit", (*DEMO_IDS, *MASK), "IDS with the score's edit mask and the anchor"),
-    "dds-mask-t05": IdentityArm("dds-edit", MASK_05, "DDS with the mask cut at 0.5 of each view's peak"),
-    "ids-mask-t05": IdentityArm("ids-edit", (*DEMO_IDS, *MASK_05), "IDS with the mask cut at 0.5"),
     "ids-mask-gate": IdentityArm(
         "ids-edit", (*DEMO_IDS, *MASK, "--pipeline.identity-anchor", "0"), "IDS, the direction cut outside the mask"
     ),
     "ids-mask-w10": IdentityArm(
         "ids-edit", (*DEMO_IDS, *MASK, "--pipeline.identity-anchor", "10"), "IDS with the mask, anchor weight 10"
+    ),
+    "dds-mask-w10": IdentityArm("dds-edit", (*MASK, "--pipeline.identity-anchor", "10"), "DDS, mask, anchor 10"),
+    "ids-mask-w30": IdentityArm(
+        "ids-edit", (*DEMO_IDS, *MASK, "--pipeline.identity-anchor", "30"), "IDS with the mask, anchor weight 30"
     ),
     "ids-cfg3": IdentityArm(
         "ids-edit", (*DEMO_IDS, "--pipeline.guidance-scale", "3"), "suspect CFG overshoot: CFG 3 instead of 7.5"

@@ -85,8 +85,10 @@ def test_demo_on_its_smallest_setting(ns_env, tmp_path):
     )
     assert "| psnr_edited_to_target |" in result.stdout and "ns-viewer --load-config" in result.stdout
     # a console for a person: numbered stages, what to open, no third-party deprecations
-    for stage in ("[1/4] scene", "[2/4] source nerfacto: done", "[3/4] edit with ids-edit: done", "[4/4] evaluation"):
+    stages = ("[1/5] scene", "[2/5] source nerfacto: done", "[3/5] edit with ids-edit: done", "[4/5] evaluation")
+    for stage in (*stages, "[5/5] oracle: the source fitted to the ground-truth edited views, as the edit runs: done"):
         assert stage in result.stdout, result.stdout[-3000:]
+    assert "| region metric (test views) | edit | oracle | edit - oracle |" in result.stdout
     assert "grid.png" in result.stdout.splitlines()[-4]
     for noise in ("Using a non-tuple sequence", "torch.jit.script", "custom_fwd", "This DataLoader will create"):
         assert noise not in result.stdout + result.stderr, noise
@@ -107,6 +109,10 @@ def test_demo_on_its_smallest_setting(ns_env, tmp_path):
         assert key in metrics
     config = (runs[0] / "config.yml").read_text()
     assert "exact:" in config  # edited with the scene's exact-score model
+    oracle_rows = [
+        line for line in (runs[0] / "eval" / "oracle.md").read_text().splitlines() if "target_psnr_ball" in line
+    ]
+    assert len(oracle_rows) == 1 and len(oracle_rows[0].split(" | ")) == 4  # metric, edit, oracle, difference
 
 
 def test_eval_without_ground_truth_with_clip(source_run, edit_run, ns_env, tmp_path, tiny_clip_dir):
