@@ -75,8 +75,9 @@ class Demo:
     oracle: bool = True
     """Also run the oracle: the same source fitted to the ground-truth edited training views with the edit's
     own optimizer, rate, steps and views; the table then puts the edit beside what the NeRF can reach."""
-    identity_mask: Literal["none", "score"] = "none"
-    """The edit's --pipeline.identity-mask: score keeps what the prompts do not name (docs/results-nerf.md)."""
+    identity_mask: Literal["none", "score"] = "score"
+    """The edit's --pipeline.identity-mask: score changes only where the prompts' predictions differ and holds
+    the rest to the source (docs/results-nerf.md, "Identity in 3D"); none: the edit as without a mask."""
 
     @property
     def splat(self) -> bool:

@@ -30,7 +30,6 @@ from ids_nerf.study.nerf_grid import EDIT_CASES, SourceRun
 from ids_nerf.study.nerf_runs import STDOUT_LOCK, device_flags, scene_folder, study_env, train_source
 from ids_nerf.workflow.runner import run_folder_args, run_ns_train
 
-MARKERS = ("<!-- identity-3d:begin -->", "<!-- identity-3d:end -->")
 MASK = ("--pipeline.identity-mask", "score", "--pipeline.mask-threshold", "0.3")
 DEMO_IDS = ("--pipeline.fpr-scale", "0.1")  # the demo's lambda for the exact-score model
 
@@ -125,6 +124,8 @@ class IdentityStudy:
     """Training views (the demo's)."""
     jobs: int = 1
     """Edits run at once, each with (CPU cores / jobs) threads."""
+    section: str = "course"
+    """Name of the report's section this run replaces (several studies can share one report)."""
 
     def main(self) -> Path:
         self.check()
@@ -143,7 +144,7 @@ class IdentityStudy:
         section = self.section(plan, courses, time.time() - start)
         document = self.out.read_text() if self.out.is_file() else "# Identity in 3D\n"
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.out.write_text(nerf_report.replace_section(document, section, *MARKERS))
+        self.out.write_text(nerf_report.replace_section(document, section, *markers(self.section)))
         print(f"Identity study written to {self.out} ({format_seconds(time.time() - start)})")
         return self.out
 
@@ -248,6 +249,11 @@ class IdentityStudy:
                     lines.append(f"| {arm} | " + " | ".join(gaps) + " |")
             lines.append("")
         return "\n".join(lines)
+
+
+def markers(section: str) -> Tuple[str, str]:
+    """The comments around a report section of ``identity-3d``."""
+    return f"<!-- identity-3d:{section}:begin -->", f"<!-- identity-3d:{section}:end -->"
 
 
 def _mean(values: Sequence[float]) -> float:

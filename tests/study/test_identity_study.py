@@ -39,7 +39,7 @@ def test_a_tiny_identity_study_end_to_end(tmp_path):
     )
     study.main()
     text = study.out.read_text()
-    assert text.count("<!-- identity-3d:begin -->") == 1
+    assert text.count("<!-- identity-3d:course:begin -->") == 1
     rows = [line for line in text.splitlines() if line.startswith("| ids-mask")]
     assert len(rows) == 2  # its course, and its distance to the oracle
     cells = rows[0].split(" | ")[1:]
