@@ -141,7 +141,7 @@ class IdentityStudy:
         plan = [(case, arm, seed) for case in self.edits for arm in self.arms for seed in range(self.seeds)]
         with ThreadPoolExecutor(self.jobs) as pool:
             courses = list(pool.map(lambda job: self.run(scene, source, *job, env), plan))
-        section = self.section(plan, courses, time.time() - start)
+        section = self.report_section(plan, courses, time.time() - start)
         document = self.out.read_text() if self.out.is_file() else "# Identity in 3D\n"
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.out.write_text(nerf_report.replace_section(document, section, *markers(self.section)))
@@ -210,7 +210,7 @@ class IdentityStudy:
             print(f"{case} {arm_name} seed {seed}: {format_seconds(seconds)}", flush=True)
         return {int(k): v for k, v in metrics.items()}
 
-    def section(self, plan, courses, seconds: float) -> str:
+    def report_section(self, plan, courses, seconds: float) -> str:
         """The report: per edit, a table of arms against checkpoints (edited object to target | neighbour
         against the source, dB; mean over seeds), then each arm's distance to the oracle."""
         lines = [
