@@ -30,8 +30,8 @@ def test_a_tiny_identity_study_end_to_end(tmp_path):
         out=tmp_path / "results.md",
         edits=["blue-ball"],
         arms=["oracle", "ids-mask"],
-        steps=2,
-        checkpoints=[1, 2],
+        steps=3,
+        checkpoints=[1, 3],  # step 3 is the loop's last index, 2: a checkpoint of its own
         save_every=1,
         source_steps=20,
         size=16,
@@ -47,8 +47,8 @@ def test_a_tiny_identity_study_end_to_end(tmp_path):
     courses = sorted((study.cache / "identity" / "blue-ball").glob("*/course.json"))
     assert len(courses) == 2
     metrics = json.loads(courses[0].read_text())["metrics"]
-    assert set(metrics) == {"1", "2"} and "identity_psnr_box" in metrics["2"] and "target_psnr_ball" in metrics["1"]
-    assert metrics["1"] != metrics["2"]  # two checkpoints, two measurements
+    assert set(metrics) == {"1", "3"} and "identity_psnr_box" in metrics["3"] and "target_psnr_ball" in metrics["1"]
+    assert metrics["1"] != metrics["3"]  # two checkpoints, two measurements
     stamps = [c.stat().st_mtime_ns for c in courses]
     study.main()  # from the cache: nothing runs again
     assert [c.stat().st_mtime_ns for c in courses] == stamps
