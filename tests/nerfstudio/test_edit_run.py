@@ -23,7 +23,8 @@ def test_edit_counts_its_own_steps_and_saves_no_diffusion_weights(edit_run):
     state = load_checkpoint(edit_run / "nerfstudio_models" / "step-000000002.ckpt")
     keys = list(state["pipeline"])
     assert "source_latents" in keys and state["pipeline"]["source_latents"].shape == (6, 4, 16, 16)
-    assert all(k.startswith("_model.") or k in ("source_latents", "source_model_step") for k in keys)
+    assert all(k.startswith("_model.") or k in ("source_latents", "source_model_step", "edit_masks") for k in keys)
+    assert state["pipeline"]["edit_masks"].numel() == 0  # no --pipeline.identity-mask: no masks
     assert not any(word in k for k in keys for word in ("unet", "vae", "text_encoder"))
     assert set(state["optimizers"]) == {"proposal_networks", "fields"}  # camera poses stay frozen
 

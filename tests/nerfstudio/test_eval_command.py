@@ -80,7 +80,7 @@ def test_demo_on_its_smallest_setting(ns_env, tmp_path):
                 "2",
             ],
             ns_env,
-            timeout=600,
+            timeout=1200,  # five stages, three ns-train start-ups; slow on a loaded 2-core machine
         )
     )
     assert "| psnr_edited_to_target |" in result.stdout and "ns-viewer --load-config" in result.stdout
