@@ -101,6 +101,7 @@ def _begin_edit(monkeypatch, sizes, device="cpu", diffusion_device=None, done=No
     pipeline = SimpleNamespace(
         datamanager=SimpleNamespace(train_dataset=SimpleNamespace(cameras=_cameras(sizes))),
         check_edit_masks=lambda: None,
+        mask_figure=lambda: None,
         load_diffusion=lambda **kwargs: done.append("diffusion"),
         encode_views=lambda: done.append("latents"),
     )
