@@ -15,6 +15,7 @@ from typing import Any, Callable, ClassVar, Dict, List, Literal, Mapping, Option
 
 import torch
 import torch.nn.functional as F
+from nerfstudio.data.utils.data_utils import get_image_mask_tensor_from_path
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfstudio.model_components.losses import interlevel_loss
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
@@ -110,13 +111,15 @@ class IDSEditPipelineConfig(VanillaPipelineConfig):
     dataparser's world coordinates (the cameras' and the scene box's; `ids-nerf scene-bounds --config
     RUN/config.yml` prints them). Gradients from outside the box are cut: nerfacto's ray samples outside
     it, splatfacto's Gaussians whose centre is outside it. Default: the whole scene."""
-    identity_mask: Literal["none", "score", "region"] = "none"
+    identity_mask: Literal["none", "score", "region", "dataset"] = "none"
     """Where the edit may act; outside, the render is pulled back to its stored source render
     (--pipeline.identity-anchor). none: everywhere (the direction as the method gives it). score: where the
     score model's predictions for the two prompts differ on the source render (DiffEdit's mask, made once
     per view when the edit starts). region: the pixels whose rays pass through --pipeline.edit-region (the
-    box projected into each view; the box then no longer cuts gradients sample by sample). DDS and IDS get
-    the same mask; the edit's masks are saved with its checkpoints."""
+    box projected into each view; the box then no longer cuts gradients sample by sample). dataset: the
+    data's own per-view masks (nerfstudio's mask_path in transforms.json, one image per view of its size:
+    white may change, black is kept). DDS and IDS get the same mask; the edit's masks are saved with its
+    checkpoints."""
     identity_anchor: float = 10.0
     """Weight w of the pull back to the source outside the mask: the direction there is w (z - z_src), the
     gradient of w/2 ||z - z_src||^2 in latent units (the score's own pull on a drifted region is about
@@ -236,7 +239,7 @@ class IDSEditPipeline(VanillaPipeline):
         # the viewer's panel, only while ns-train edits (ns-viewer, ns-render and ns-eval open runs in test mode)
         self.edit_panel = EditPanel(config) if kwargs.get("test_mode", "val") == "val" else None
         self.stale_watch = StaleEditWatch(config.stale_check_steps, config.stale_threshold)
-        if config.edit_region is not None and config.identity_mask != "region":
+        if self.gates_region:
             self.limit_to_region(config.edit_region)
 
     # ---- set-up ------------------------------------------------------------------------------
@@ -285,7 +288,7 @@ class IDSEditPipeline(VanillaPipeline):
             f"({self.config.source_latents_from})"
         )
         if self.config.identity_mask != "none":
-            masks = self.score_masks() if self.config.identity_mask == "score" else self.region_masks()
+            masks = self.score_masks() if self.config.identity_mask == "score" else self.latent_masks()
             self.edit_masks = masks.to(target)
             CONSOLE.print(
                 f"Edit masks ({self.config.identity_mask}): {100 * float(masks.mean()):.1f} % of the latent pixels "
@@ -329,10 +332,19 @@ class IDSEditPipeline(VanillaPipeline):
         return labeled_grid(rows, columns, labels)
 
     def check_edit_masks(self) -> None:
-        """Refuse, in one line, masks that cannot be used; the trainer calls it before the diffusion model loads
-        (score masks need the model, and an empty one is valid: identical prompts ask for no change)."""
-        if self.config.identity_mask == "region":
+        """Refuse, in one line, masks and regions that cannot be used; the trainer calls it before the diffusion
+        model loads (score masks need the model, and an empty one is valid: identical prompts ask for no change;
+        mis-sized mask files the datamanager refuses when it opens the data)."""
+        if self.config.edit_region is not None:
             self.region_pixel_masks()
+        if self.config.identity_mask == "dataset":
+            self.dataset_pixel_masks()
+
+    @property
+    def gates_region(self) -> bool:
+        """Whether --pipeline.edit-region cuts gradients in 3D (sample by sample, or Gaussian by Gaussian):
+        with --pipeline.identity-mask region the box acts as a mask per view instead."""
+        return self.config.edit_region is not None and self.config.identity_mask != "region"
 
     def region_pixel_masks(self) -> List[Tensor]:
         """Per training view, ``[H, W]`` bool: the pixels whose camera ray passes through the edit region.
@@ -350,10 +362,30 @@ class IDSEditPipeline(VanillaPipeline):
             )
         return masks
 
-    def region_masks(self) -> Tensor:
-        """``[views, 1, h, w]``: a latent pixel may change when any image pixel under it sees the region."""
+    def dataset_pixel_masks(self) -> List[Tensor]:
+        """Per training view, ``[H, W]`` bool: the data's own mask (nerfstudio's ``mask_path``), white where the
+        edit may act. Refused in one line when the data has none or every one is black."""
+        dataset = self.datamanager.train_dataset
+        files = dataset._dataparser_outputs.mask_filenames
+        if not files:
+            raise UserError(
+                "--pipeline.identity-mask dataset needs a mask per view in the data (mask_path in transforms.json, "
+                "white where the edit may change); or use --pipeline.identity-mask score or region"
+            )
+        masks = [get_image_mask_tensor_from_path(Path(f), dataset.scale_factor)[..., 0] for f in files]
+        if not any(mask.any() for mask in masks):
+            raise UserError(
+                f"every mask of the data is black ({Path(files[0]).parent}/...): nothing may change; "
+                "paint white where the edit may act"
+            )
+        return masks
+
+    def latent_masks(self) -> Tensor:
+        """``[views, 1, h, w]`` from the region's or the data's pixel masks: a latent pixel may change when any
+        image pixel under it may."""
         h, w = self.source_latents.shape[-2:]
-        pooled = torch.cat([F.adaptive_max_pool2d(m[None, None].float(), (h, w)) for m in self.region_pixel_masks()])
+        pixels = self.region_pixel_masks() if self.config.identity_mask == "region" else self.dataset_pixel_masks()
+        pooled = torch.cat([F.adaptive_max_pool2d(m[None, None].float(), (h, w)) for m in pixels])
         return threshold_relevance(pooled, 1.0, floor=0.0, dilation=self.config.mask_dilation)  # 0/1: only dilates
 
     def limit_to_region(self, region: EditRegion) -> None:

@@ -19,6 +19,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 from jaxtyping import Bool, Float
 from nerfstudio.field_components.field_heads import FieldHeadNames
+from nerfstudio.utils.math import intersect_aabb
 from torch import Tensor
 
 from ids_nerf.errors import UserError
@@ -59,14 +60,11 @@ def region_box(region: EditRegion, device: torch.device, dtype: torch.dtype) -> 
 
 
 def rays_through_box(origins: Float[Tensor, "*batch 3"], directions: Float[Tensor, "*batch 3"], region: EditRegion):
-    """``[*batch]`` bool: whether each ray (from its origin, forward only) passes through the box (slab test)."""
+    """``[*batch]`` bool: whether each ray (from its origin, forward only) passes through the box."""
     box = torch.tensor(region, dtype=origins.dtype, device=origins.device)
     with torch.no_grad():
-        inverse = 1.0 / directions  # +-inf on an axis the ray runs parallel to: the slab is all or nothing
-        near, far = (box[:3] - origins) * inverse, (box[3:] - origins) * inverse
-        enter = torch.minimum(near, far).nan_to_num(nan=-float("inf")).amax(dim=-1)
-        leave = torch.maximum(near, far).nan_to_num(nan=float("inf")).amin(dim=-1)
-    return leave >= enter.clamp_min(0)
+        enter, _ = intersect_aabb(origins, directions, box, max_bound=float("inf"), invalid_value=float("inf"))
+    return enter < float("inf")
 
 
 def cut_gradient_outside(value: Tensor, inside: Bool[Tensor, "*batch 1"]) -> Tensor:

@@ -124,7 +124,7 @@ class IDSSplatEditPipeline(IDSEditPipeline):
         def backprop(grad_image: Tensor) -> Tensor:
             if image.requires_grad:
                 image.backward(grad_image)
-                if self.config.edit_region is not None:
+                if self.gates_region:
                     zero_gradient_outside(self.model.gauss_params, self.model.means, self.config.edit_region)
             return grad_image.new_zeros(())
 

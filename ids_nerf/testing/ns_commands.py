@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional, Sequence
 
 from ids_nerf.methods import CPU_NERFACTO
 from ids_nerf.workflow.runner import run_folder_args
@@ -114,13 +115,16 @@ def offline_env(torch_home: Path) -> dict:
     return {**os.environ, "TORCH_HOME": str(torch_home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
-def train_source_nerfacto(scene: Path, output_dir: Path, env: dict, steps: int = 4, *extra: str) -> Path:
+def train_source_nerfacto(
+    scene: Path, output_dir: Path, env: dict, steps: int = 4, *extra: str, dataparser: Optional[Sequence[str]] = None
+) -> Path:
     """Train nerfacto on a Blender-format ``scene`` for ``steps`` iterations with the real ``ns-train`` on the CPU.
 
     The config is cut down for speed (:data:`~ids_nerf.methods.CPU_NERFACTO`, 256 rays a batch); the
     checkpoint is written once, at the end; ``extra`` flags go after these. ``env`` must hold ``TORCH_HOME``
     with an offline AlexNet (see :func:`make_offline_alexnet`). Returns the run folder that holds ``config.yml``
-    and ``nerfstudio_models/``.
+    and ``nerfstudio_models/``. ``dataparser``: the dataparser subcommand and its flags, instead of blender-data
+    of ``scene``.
     """
     if "TORCH_HOME" not in env:
         raise ValueError("env needs TORCH_HOME pointing at a folder made by make_offline_alexnet")
@@ -143,9 +147,7 @@ def train_source_nerfacto(scene: Path, output_dir: Path, env: dict, steps: int =
         "--pipeline.model.eval-num-rays-per-chunk",
         "1024",
         *extra,
-        "blender-data",
-        "--data",
-        str(scene),
+        *(dataparser or ["blender-data", "--data", str(scene)]),
     ]
     result = subprocess.run(command, env=run_env, capture_output=True, text=True)
     if result.returncode != 0:

@@ -66,9 +66,10 @@ def edit_run(workspace, source_run, ns_env, tiny_sd_dir):
     return workspace / "out" / "scene" / "ids-edit" / "edit"
 
 
-def edit_trainer(method, workspace, model_dir, load_dir, out, model=None, trainer=None, **pipeline):
+def edit_trainer(method, workspace, model_dir, load_dir, out, model=None, trainer=None, dataparser=None, **pipeline):
     """An ``ids-edit``-family trainer set up in-process on the test scene (what ``ns-train method`` builds),
-    with ``pipeline``, ``model`` and ``trainer`` settings overridden; the run goes to ``out``."""
+    with ``pipeline``, ``model`` and ``trainer`` settings overridden; the run goes to ``out``. ``dataparser``:
+    another dataparser config than blender-data of the test scene."""
     import copy
 
     from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
@@ -79,7 +80,7 @@ def edit_trainer(method, workspace, model_dir, load_dir, out, model=None, traine
     config.vis = "tensorboard"
     config.output_dir = out
     config.load_dir = load_dir
-    config.pipeline.datamanager.dataparser = BlenderDataParserConfig(data=workspace / "scene")
+    config.pipeline.datamanager.dataparser = dataparser or BlenderDataParserConfig(data=workspace / "scene")
     config.pipeline.source_prompt, config.pipeline.target_prompt = "a red ball", "a blue ball"
     config.pipeline.diffusion_model = str(model_dir)
     for key, value in pipeline.items():

@@ -98,7 +98,13 @@ def _field_grads(trainer):
 
 
 @pytest.mark.slow
-def test_a_nerfacto_edit_limited_to_empty_space_moves_nothing(workspace, ns_env, tiny_sd_dir, source_run, tmp_path):
+def test_a_nerfacto_edit_limited_to_empty_space_moves_nothing(
+    workspace, ns_env, tiny_sd_dir, source_run, tmp_path, monkeypatch
+):
+    from ids_nerf.nerfstudio.pipeline import IDSEditPipeline
+
+    # such a box is refused before the edit starts (test_identity_mask.py); set aside, to see the cut itself
+    monkeypatch.setattr(IDSEditPipeline, "check_edit_masks", lambda self: None)
     grads = {}
     for name, region in (("nowhere", NOWHERE), ("everywhere", EVERYWHERE), ("none", None)):
         trainer = edit_trainer(
@@ -112,7 +118,10 @@ def test_a_nerfacto_edit_limited_to_empty_space_moves_nothing(workspace, ns_env,
 
 
 @pytest.mark.slow
-def test_a_splat_edit_changes_only_the_gaussians_inside(workspace, ns_env, tiny_sd_dir, tmp_path):
+@pytest.mark.parametrize("identity_mask", ["none", "region"])
+def test_a_splat_edit_changes_only_the_gaussians_inside_or_only_the_pixels_that_see_the_box(
+    workspace, ns_env, tiny_sd_dir, tmp_path, identity_mask
+):
     from ids_nerf.testing.gsplat_cpu import use_cpu_rasterizer
 
     checkpoint = fresh_splat_checkpoint(workspace, tmp_path / "splat")
@@ -126,6 +135,7 @@ def test_a_splat_edit_changes_only_the_gaussians_inside(workspace, ns_env, tiny_
             tmp_path / "out",
             model={"num_random": 300, "use_absgrad": False},
             edit_region=region,
+            identity_mask=identity_mask,
         )
         model = trainer.pipeline.model
         for callback in trainer.callbacks:  # as the trainer does before a step (hands splatfacto its optimizers)
@@ -135,7 +145,12 @@ def test_a_splat_edit_changes_only_the_gaussians_inside(workspace, ns_env, tiny_
     inside = inside_region(model.means.detach(), region)[:, 0]
     assert 0 < int(inside.sum()) < len(inside)
     grad = model.gauss_params["features_dc"].grad
-    assert not grad[~inside].any() and grad[inside].any()
+    assert grad[inside].any()
+    masks = trainer.pipeline.edit_masks
+    if identity_mask == "none":  # the box cuts Gaussian by Gaussian
+        assert not masks.numel() and not grad[~inside].any()
+    else:  # the box is a mask per view: Gaussians in front of or behind it, seen through it, change too
+        assert 0 < float(masks.mean()) < 1 and grad[~inside].any()
 
 
 def test_object_boxes_follow_the_dataparser_transform():

@@ -1,5 +1,7 @@
 """The identity mask and its anchor, and the oracle, on the real nerfacto of the test scene."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
@@ -117,14 +119,113 @@ def test_a_region_becomes_a_mask_per_view_instead_of_a_sample_cut(workspace, ns_
 
 
 @pytest.mark.slow
-def test_a_region_no_view_sees_is_refused_before_the_diffusion_model_loads(workspace, ns_env, source_run, tmp_path):
+@pytest.mark.parametrize("identity_mask", ["region", "none"])  # a mask per view, or the cut sample by sample
+def test_a_region_no_view_sees_is_refused_before_the_diffusion_model_loads(
+    workspace, ns_env, source_run, tmp_path, identity_mask
+):
     from tests.nerfstudio.conftest import run
 
     missing_model = tmp_path / "no-such-model"  # never reached: the region is refused first
-    extra = ("--pipeline.identity-mask", "region", "--pipeline.edit-region", "10", "10", "10", "11", "11", "11")
+    extra = ("--pipeline.identity-mask", identity_mask, "--pipeline.edit-region", "10", "10", "10", "11", "11", "11")
     command = edit_command(workspace, "ids-edit", "bad-region", source_run / "nerfstudio_models", missing_model, extra)
     result = run(command, ns_env)
     errors = [line for line in result.stderr.splitlines() if line.startswith("ids-edit: error:")]
     assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
     assert "is seen by no training view" in errors[0] and "Traceback" not in result.stderr
     assert not (workspace / "out" / "scene" / "ids-edit" / "bad-region").exists()
+
+
+def _nerfstudio_copy(scene, folder, mask_of):
+    """The test scene's training views as nerfstudio data (transforms.json, in the Blender scene's own coordinates),
+    each with the mask ``mask_of(width, height)`` as its ``mask_path``: the data layout users bring masks in."""
+    import json
+    import math
+    import shutil
+
+    blender = json.loads((scene / "transforms_train.json").read_text())
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    frames = []
+    for frame in blender["frames"]:
+        name = Path(frame["file_path"]).name + ".png"
+        shutil.copy(scene / "train" / name, folder / "images" / name)
+        width, height = Image.open(folder / "images" / name).size
+        mask_of(width, height).save(folder / "masks" / name)
+        frames.append({**frame, "file_path": f"images/{name}", "mask_path": f"masks/{name}"})
+    focal = 0.5 * width / math.tan(0.5 * blender["camera_angle_x"])
+    intrinsics = {"fl_x": focal, "fl_y": focal, "cx": width / 2, "cy": height / 2, "w": width, "h": height}
+    (folder / "transforms.json").write_text(json.dumps({**intrinsics, "frames": frames}))
+    return folder
+
+
+NERFSTUDIO_DATA_AS_IS = ("--orientation-method", "none", "--center-method", "none", "--auto-scale-poses", "False")
+"""nerfstudio-data flags that keep the Blender scene's coordinates (and every view a training view)."""
+
+
+def _left_half(width, height):
+    mask = Image.new("L", (width, height), 0)
+    mask.paste(255, (0, 0, width // 2, height))
+    return mask
+
+
+def _nerfstudio_data_args(data):
+    return ["nerfstudio-data", "--data", str(data), *NERFSTUDIO_DATA_AS_IS, "--train-split-fraction", "1.0"]
+
+
+@pytest.fixture(scope="module")
+def masked_source(workspace, ns_env, tmp_path_factory):
+    """A 4-step nerfacto source of the test scene as nerfstudio data whose masks keep the left half of each view."""
+    from ids_nerf.testing.ns_commands import train_source_nerfacto
+
+    root = tmp_path_factory.mktemp("masked")
+    data = _nerfstudio_copy(workspace / "scene", root / "data", _left_half)
+    run = train_source_nerfacto(data, root / "out", ns_env, 4, dataparser=_nerfstudio_data_args(data))
+    return data, run
+
+
+@pytest.mark.slow
+def test_the_datas_own_masks_become_the_edit_masks(workspace, tiny_sd_dir, masked_source, tmp_path):
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+    data, source = masked_source
+    dataparser = NerfstudioDataParserConfig(
+        data=data, orientation_method="none", center_method="none", auto_scale_poses=False, train_split_fraction=1.0
+    )
+    load = source / "nerfstudio_models"
+    trainer = edit_trainer(
+        "ids-edit", workspace, tiny_sd_dir, load, tmp_path / "d", dataparser=dataparser, identity_mask="dataset"
+    )
+    masks = trainer.pipeline.edit_masks
+    assert masks.shape[0] == len(trainer.pipeline.datamanager.train_dataset) == 6
+    width = masks.shape[-1]
+    # the left half of each image may change, grown by the one latent pixel of --pipeline.mask-dilation
+    assert masks[..., : width // 2 + 1].eq(1).all() and masks[..., width // 2 + 1 :].eq(0).all()
+
+    for path in (data / "masks").glob("*.png"):
+        Image.new("L", Image.open(path).size, 0).save(path)
+    with pytest.raises(UserError, match="every mask of the data is black .*paint white where the edit may act"):
+        trainer.pipeline.check_edit_masks()
+    for path in (data / "masks").glob("*.png"):
+        _left_half(*Image.open(path).size).save(path)  # as the module's other tests expect
+
+
+@pytest.mark.slow
+def test_a_mask_of_another_size_than_its_view_is_refused_in_one_line(workspace, ns_env, masked_source, tmp_path):
+    import shutil
+
+    from tests.nerfstudio.conftest import run
+
+    data, source = masked_source
+    moved = shutil.copytree(data, tmp_path / "data")  # the data may move; its poses are what is checked
+    for path in (moved / "masks").glob("*.png"):
+        _left_half(16, 16).save(path)
+    missing_model = tmp_path / "no-such-model"  # never reached: the masks are refused first
+    extra = ("--pipeline.identity-mask", "dataset")
+    command = edit_command(workspace, "ids-edit", "bad-mask", source / "nerfstudio_models", missing_model, extra)
+    assert command[-3:-1] == ["blender-data", "--data"]
+    result = run([*command[:-3], *_nerfstudio_data_args(moved)], ns_env)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ids-edit: error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
+    assert "is 16x16 pixels, its view r_0.png 32x32; give each view a mask of its image's size" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert not (workspace / "out" / "scene" / "ids-edit" / "bad-mask").exists()
