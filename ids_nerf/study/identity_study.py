@@ -34,6 +34,11 @@ MASK = ("--pipeline.identity-mask", "score", "--pipeline.mask-threshold", "0.3")
 DEMO_IDS = ("--pipeline.fpr-scale", "0.1")  # the demo's lambda for the exact-score model
 
 
+def anchor(weight: float) -> Tuple[str, str]:
+    """The anchor's flag, always given: an arm's cached runs must not change meaning with the default."""
+    return ("--pipeline.identity-anchor", f"{weight:g}")
+
+
 @dataclass(frozen=True)
 class IdentityArm:
     """One way to edit: an ns-train method and its extra flags."""
@@ -42,27 +47,52 @@ class IdentityArm:
     flags: Tuple[str, ...]
     description: str
     oracle: bool = False
+    region: bool = False
+    """Add --pipeline.edit-region: the edited object's box (:func:`edited_object_region`)."""
 
     def key(self) -> str:
         """Part of the run's folder name: another method or flags never reuse a cached run."""
-        return hashlib.sha256(json.dumps([self.method, self.flags, self.oracle]).encode()).hexdigest()[:8]
+        identity = [self.method, self.flags, self.oracle] + ([REGION_FLOOR] if self.region else [])
+        return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:8]
+
+
+REGION_FLOOR = 0.03
+"""Lowest z of the study's region boxes: just above the table's top (0.02), so the region holds no table."""
+
+
+def edited_object_region(case: str) -> List[str]:
+    """``--pipeline.edit-region`` of the object ``case`` edits: its box from ``ids-nerf scene-bounds`` (the
+    blender-data parser leaves the scene's coordinates as they are), its floor raised to :data:`REGION_FLOOR`."""
+    from ids_nerf.cli.scene_bounds import synthetic_object_boxes
+
+    low, high = dict(synthetic_object_boxes())[EDIT_CASES[case].edited]
+    low = [*low[:2], max(float(low[2]), REGION_FLOOR)]
+    return ["--pipeline.edit-region", *(f"{float(v):.2f}" for v in [*low, *high])]
 
 
 ARMS: Dict[str, IdentityArm] = {
     "oracle": IdentityArm("dds-edit", (), "the source fitted to the ground-truth edited training views", True),
     "dds": IdentityArm("dds-edit", (), "DDS, as the edit runs today"),
     "ids": IdentityArm("ids-edit", DEMO_IDS, "IDS λ 0.1, as the demo runs today"),
-    "dds-mask": IdentityArm("dds-edit", MASK, "DDS with the score's edit mask and the anchor outside it"),
-    "ids-mask": IdentityArm("ids-edit", (*DEMO_IDS, *MASK), "IDS with the score's edit mask and the anchor"),
+    "dds-mask": IdentityArm("dds-edit", (*MASK, *anchor(10)), "DDS with the score's edit mask, anchor 10 outside it"),
+    "ids-mask": IdentityArm("ids-edit", (*DEMO_IDS, *MASK, *anchor(10)), "IDS with the score's mask, anchor 10"),
+    "dds-mask-w1": IdentityArm("dds-edit", (*MASK, *anchor(1)), "DDS, mask, anchor 1"),
+    "ids-mask-w1": IdentityArm("ids-edit", (*DEMO_IDS, *MASK, *anchor(1)), "IDS, mask, anchor 1"),
     "ids-mask-gate": IdentityArm(
-        "ids-edit", (*DEMO_IDS, *MASK, "--pipeline.identity-anchor", "0"), "IDS, the direction cut outside the mask"
+        "ids-edit", (*DEMO_IDS, *MASK, *anchor(0)), "IDS, the direction only cut outside the mask (anchor 0)"
     ),
-    "ids-mask-w10": IdentityArm(
-        "ids-edit", (*DEMO_IDS, *MASK, "--pipeline.identity-anchor", "10"), "IDS with the mask, anchor weight 10"
+    "ids-mask-w30": IdentityArm("ids-edit", (*DEMO_IDS, *MASK, *anchor(30)), "IDS, mask, anchor 30"),
+    "ids-region-cut": IdentityArm(
+        "ids-edit",
+        DEMO_IDS,
+        "IDS, the edited object's box cuts samples outside it (the region before the mask)",
+        region=True,
     ),
-    "dds-mask-w10": IdentityArm("dds-edit", (*MASK, "--pipeline.identity-anchor", "10"), "DDS, mask, anchor 10"),
-    "ids-mask-w30": IdentityArm(
-        "ids-edit", (*DEMO_IDS, *MASK, "--pipeline.identity-anchor", "30"), "IDS with the mask, anchor weight 30"
+    "ids-region": IdentityArm(
+        "ids-edit",
+        (*DEMO_IDS, "--pipeline.identity-mask", "region", *anchor(10)),
+        "IDS, the edited object's box as a mask per view and the anchor outside it",
+        region=True,
     ),
     "ids-cfg3": IdentityArm(
         "ids-edit", (*DEMO_IDS, "--pipeline.guidance-scale", "3"), "suspect CFG overshoot: CFG 3 instead of 7.5"
@@ -171,6 +201,7 @@ class IdentityStudy:
         arm, appearance = ARMS[arm_name], EDIT_CASES[case].appearance
         captions = json.loads((scene / "scene.json").read_text())["appearances"]
         oracle = ["--pipeline.oracle-images", str(scene / "appearances" / appearance / "train")] if arm.oracle else []
+        region = edited_object_region(case) if arm.region else []
         args = [
             arm.method,
             *run_folder_args(folder, "edit", "edit"),
@@ -195,6 +226,7 @@ class IdentityStudy:
             "0",
             *arm.flags,
             *oracle,
+            *region,
             "blender-data",
             "--data",
             str(scene),

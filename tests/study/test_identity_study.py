@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ids_nerf.errors import UserError
-from ids_nerf.study.identity_study import ARMS, IdentityStudy, checkpoint_file
+from ids_nerf.study.identity_study import ARMS, IdentityStudy, checkpoint_file, edited_object_region
 
 
 def test_bad_settings_are_refused_in_one_line():
@@ -21,6 +21,24 @@ def test_arms_have_distinct_keys_and_the_last_checkpoint_is_named_by_its_index(t
     assert len({arm.key() for arm in ARMS.values()}) == len(ARMS)
     assert checkpoint_file(tmp_path, 120, 300).name == "step-000000120.ckpt"
     assert checkpoint_file(tmp_path, 300, 300).name == "step-000000299.ckpt"
+
+
+def test_region_arms_get_the_edited_objects_box_above_the_table_and_every_mask_arm_names_its_anchor():
+    # the ball's box of `ids-nerf scene-bounds` (-0.10 -0.60 -0.05 0.80 0.30 0.85), its floor above the table
+    assert edited_object_region("blue-ball") == [
+        "--pipeline.edit-region",
+        "-0.10",
+        "-0.60",
+        "0.03",
+        "0.80",
+        "0.30",
+        "0.85",
+    ]
+    assert edited_object_region("striped-box")[1:4] == ["-0.80", "-0.40", "0.03"]
+    assert ARMS["ids-region"].region and ARMS["ids-region-cut"].region and not ARMS["ids"].region
+    for name, arm in ARMS.items():
+        if "--pipeline.identity-mask" in arm.flags:
+            assert "--pipeline.identity-anchor" in arm.flags, name  # cached runs keep their meaning
 
 
 @pytest.mark.slow
