@@ -25,10 +25,25 @@ ChunkLoss = Callable[[dict], Tensor]
 """Extra loss of a chunk's model outputs (e.g. nerfacto's proposal loss), added in the second pass."""
 
 
-def camera_rays(cameras: Cameras, index: int, device: torch.device | str) -> RayBundle:
-    """The ``[H, W]`` ray bundle of training camera ``index``, tagged with its index so that
-    per-image parts (appearance embedding, pose refinement) use that camera's entries."""
-    camera = cameras[index : index + 1].to(device)
+def resized_camera(camera: Cameras, size: Optional[Tuple[int, int]]) -> Cameras:
+    """A single ``camera`` seeing the same view on ``size`` (H, W) pixels: its focal lengths and principal
+    point scaled per axis, as nerfstudio's ``rescale_output_resolution`` scales them by one factor (the
+    edit's sizes keep the aspect ratio up to the rounding to the UNet's multiple). None: as it is."""
+    if size is None or (int(camera.height), int(camera.width)) == tuple(size):
+        return camera
+    scale_y, scale_x = size[0] / camera.height, size[1] / camera.width
+    camera.fx, camera.cx = camera.fx * scale_x, camera.cx * scale_x
+    camera.fy, camera.cy = camera.fy * scale_y, camera.cy * scale_y
+    camera.height, camera.width = torch.full_like(camera.height, size[0]), torch.full_like(camera.width, size[1])
+    return camera
+
+
+def camera_rays(
+    cameras: Cameras, index: int, device: torch.device | str, size: Optional[Tuple[int, int]] = None
+) -> RayBundle:
+    """The ``[H, W]`` ray bundle of training camera ``index`` (at ``size`` (H, W) when given), tagged with its
+    index so that per-image parts (appearance embedding, pose refinement) use that camera's entries."""
+    camera = resized_camera(cameras[index : index + 1].to(device), size)
     bundle = camera.generate_rays(camera_indices=0, keep_shape=True)
     bundle.camera_indices = torch.full_like(bundle.camera_indices, index)
     return bundle

@@ -21,7 +21,7 @@ from ids_nerf.errors import UserError
 from ids_nerf.guidance.memory import LiveBytes
 from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, IDSEditPipelineConfig
 from ids_nerf.nerfstudio.region import EditRegion, zero_gradient_outside
-from ids_nerf.nerfstudio.rendering import gradients_set_aside, largest_view
+from ids_nerf.nerfstudio.rendering import gradients_set_aside, largest_view, resized_camera
 
 GAUSSIAN_PREFIX = "gauss_params."
 """State-dict entries whose first dimension is the number of Gaussians, which a checkpoint sets."""
@@ -111,6 +111,7 @@ class IDSSplatEditPipeline(IDSEditPipeline):
 
     def render_for_edit(self, index: int, seed: int) -> Tuple[Tensor, Callable[[Tensor], Tensor]]:
         camera = self.datamanager.train_dataset.cameras[index : index + 1].to(self.device)
+        camera = resized_camera(camera, self.edit_view_size(index))
         camera.metadata = {"cam_idx": index}  # splatfacto's pose refinement looks the camera up by it
         quiet = (
             contextlib.nullcontext()

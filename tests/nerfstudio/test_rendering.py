@@ -1,5 +1,6 @@
 """Deferred backpropagation gives the same gradients as one full-image backward pass."""
 
+import pytest
 import torch
 from nerfstudio.cameras.rays import RayBundle
 from torch import nn
@@ -127,3 +128,48 @@ def test_the_largest_view_is_the_one_with_most_pixels():
         width=torch.tensor([[w] for _, w in sizes]),
     )
     assert largest_view(cameras) == 1
+
+
+def test_a_resized_camera_sees_what_nerfstudios_rescaled_one_sees():
+    from nerfstudio.cameras.cameras import Cameras
+
+    from ids_nerf.nerfstudio.rendering import camera_rays
+
+    cameras = Cameras(
+        camera_to_worlds=torch.eye(4)[None, :3], fx=500.0, fy=500.0, cx=400.0, cy=300.0, width=800, height=600
+    )
+    rescaled = Cameras(
+        camera_to_worlds=torch.eye(4)[None, :3], fx=500.0, fy=500.0, cx=400.0, cy=300.0, width=800, height=600
+    )
+    rescaled.rescale_output_resolution(0.64)
+    ours = camera_rays(cameras, 0, "cpu", size=(384, 512))
+    theirs = rescaled.generate_rays(camera_indices=0, keep_shape=True)
+    assert ours.shape == theirs.shape == (384, 512)
+    assert torch.allclose(ours.directions, theirs.directions, atol=1e-6)
+    assert int(cameras.width[0]) == 800 and float(cameras.fx[0]) == 500.0  # the dataset's camera is left as it was
+    assert camera_rays(cameras, 0, "cpu").shape == (600, 800)
+
+
+@pytest.mark.slow
+def test_an_edit_step_renders_a_large_view_at_the_diffusion_size(workspace, ns_env, tiny_sd_dir, source_run, tmp_path):
+    """An 800x800 view (the test scene's cameras scaled up) renders the diffusion model's input size, chunk by
+    chunk twice (the deferred pass), not the view's 640,000 rays."""
+    from tests.nerfstudio.conftest import edit_trainer
+
+    trainer = edit_trainer(
+        "ids-edit", workspace, tiny_sd_dir, source_run / "nerfstudio_models", tmp_path / "e", render_chunk_rays=100
+    )
+    pipeline = trainer.pipeline
+    cameras = pipeline.datamanager.train_dataset.cameras
+    cameras.rescale_output_resolution(800 / int(cameras.width[0]))
+    assert (int(cameras.height[0]), int(cameras.width[0])) == (800, 800)
+    rays = []
+    model = pipeline.model
+    forward = model.forward
+    model.forward = lambda bundle, *args, **kwargs: rays.append(len(bundle)) or forward(bundle, *args, **kwargs)
+    trainer.optimizers.zero_grad_all()
+    _, _, applied = pipeline.edit_step(0)
+    height, width = pipeline.diffusion_image_size(800, 800)
+    assert applied and pipeline.edit_view_size(0) == (height, width) and height * width < 800 * 800 / 100
+    assert sum(rays) == 2 * height * width and max(rays) == 100  # two passes over the diffusion-sized view
+    assert any(p.grad is not None and p.grad.any() for p in model.parameters())
