@@ -18,6 +18,8 @@ DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+VaePrecision = Literal["same", "fp32"]
+"""The VAE's precision: the UNet's, or fp32 whatever the UNet's."""
 
 
 def _looks_like_path(model: str) -> bool:
@@ -103,12 +105,14 @@ def load_stable_diffusion(
     guidance_scale: float = GUIDANCE_SCALE,
     min_step: int = MIN_STEP,
     max_step: int = MAX_STEP,
+    vae_precision: VaePrecision = "same",
 ) -> StableDiffusionGuidance:
     """Load a diffusers Stable Diffusion checkpoint (hub id or local folder) as a frozen score model.
 
     The local Hugging Face cache is tried first, so a downloaded model never touches the network.
 
-    ``precision="auto"`` is fp16 on CUDA (the official code's) and fp32 elsewhere.
+    ``precision="auto"`` is fp16 on CUDA (the official code's) and fp32 elsewhere. ``vae_precision="fp32"``
+    keeps the VAE in full precision whatever the UNet's (``same``: the UNet's).
 
     Raises:
         ModelUnavailableError: the folder does not exist, or the id is neither cached nor downloadable.
@@ -129,6 +133,8 @@ def load_stable_diffusion(
     guidance = StableDiffusionGuidance(guidance_scale=guidance_scale, min_step=min_step, max_step=max_step, **parts)
     for name in ("unet", "vae", "text_encoder"):
         getattr(guidance, name).to(device)
+    if vae_precision == "fp32":
+        guidance.vae.to(dtype=torch.float32)
     return guidance
 
 
@@ -139,6 +145,7 @@ def load_guidance(
     guidance_scale: float = GUIDANCE_SCALE,
     min_step: int = MIN_STEP,
     max_step: int = MAX_STEP,
+    vae_precision: VaePrecision = "same",
 ) -> ScoreModel:
     """The score model named by ``model``: ``exact:SCENE`` for the exact-score verification model
     (see :mod:`ids_nerf.guidance.exact`), otherwise a Stable Diffusion hub id or folder."""
@@ -146,4 +153,4 @@ def load_guidance(
 
     if model.startswith(EXACT_PREFIX):
         return load_exact_score(model, device, guidance_scale, min_step, max_step)
-    return load_stable_diffusion(model, precision, device, guidance_scale, min_step, max_step)
+    return load_stable_diffusion(model, precision, device, guidance_scale, min_step, max_step, vae_precision)

@@ -107,8 +107,10 @@ class StableDiffusionGuidance:
     ) -> Float[Tensor, "b c h w"]:
         """Guided noise prediction ``eps_hat(z_t, y, t)`` with CFG, differentiable in ``z_t``.
 
-        The unconditional half uses the empty prompt. Runs in the UNet's dtype and device; returns
-        ``z_t``'s dtype and device. A v-prediction model's output is converted to epsilon.
+        The unconditional half uses the empty prompt. The UNet runs in its dtype and device; its outputs are
+        combined in fp32 (CFG multiplies the two predictions' difference by 7.5, and the edit then differences
+        two such results: in fp16 both would keep 3 significant digits), and returned in ``z_t``'s dtype and
+        device. A v-prediction model's output is converted to epsilon.
         """
         batch = z_t.shape[0]
         x = z_t.to(self.device, self.dtype)
@@ -125,10 +127,11 @@ class StableDiffusionGuidance:
         return eps.to(z_t.device, z_t.dtype)
 
     def _unet_eps(self, x: Tensor, t: Tensor, cond: Tensor) -> Tensor:
-        out = self.unet(x, t, encoder_hidden_states=cond).sample
+        """The UNet's epsilon in fp32 (the UNet itself in its own dtype)."""
+        out = self.unet(x, t, encoder_hidden_states=cond).sample.float()
         if self.prediction_type == "v_prediction":
-            a_t = self.alphas_cumprod.to(x.device, x.dtype)[t].view(-1, 1, 1, 1)
-            out = a_t.sqrt() * out + (1 - a_t).sqrt() * x
+            a_t = self.alphas_cumprod.to(x.device, torch.float32)[t].view(-1, 1, 1, 1)
+            out = a_t.sqrt() * out + (1 - a_t).sqrt() * x.float()
         return out
 
     def sample_timesteps(self, batch_size: int, generator: Optional[torch.Generator] = None) -> Tensor:

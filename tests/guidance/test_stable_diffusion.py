@@ -24,6 +24,25 @@ def test_each_part_loads_in_the_asked_precision(tiny_sd_dir):
     )
 
 
+def test_a_half_precision_unet_is_guided_in_fp32_and_the_vae_can_stay_in_fp32(tiny_sd_dir):
+    g = load_stable_diffusion(str(tiny_sd_dir), precision="bf16", vae_precision="fp32")
+    assert g.unet.dtype == torch.bfloat16 and g.vae.dtype == torch.float32
+    z = torch.randn(1, 4, 16, 16)
+    t = torch.tensor([500])
+    cond = g.embed_prompt("a red ball")
+    with torch.no_grad():
+        eps_c = g.unet(z.bfloat16(), t, encoder_hidden_states=cond).sample
+        eps_u = g.unet(z.bfloat16(), t, encoder_hidden_states=g.embed_prompt("")).sample
+        got = g.score_fn(z, t, cond)
+    assert got.dtype == torch.float32
+    assert torch.equal(got, classifier_free_guidance(eps_u.float(), eps_c.float(), 7.5))  # combined in fp32
+    assert not torch.equal(got, classifier_free_guidance(eps_u, eps_c, 7.5).float())  # not in bf16
+    images = torch.rand(1, 3, 32, 32, requires_grad=True)
+    g.encode(images).square().sum().backward()
+    assert images.grad.dtype == torch.float32 and images.grad.abs().sum() > 0
+    assert load_stable_diffusion(str(tiny_sd_dir), precision="bf16").vae.dtype == torch.bfloat16  # same: the UNet's
+
+
 def test_prompt_embeddings_are_cached(tiny_guidance):
     calls = []
     hook = tiny_guidance.text_encoder.register_forward_hook(lambda *a: calls.append(1))
