@@ -305,7 +305,7 @@ class IDSEditPipeline(VanillaPipeline):
             f"Stored {len(latents)} source latents of shape {tuple(latents[0].shape[1:])} "
             f"({self.config.source_latents_from})"
         )
-        if self.config.identity_mask != "none":
+        if self.config.identity_mask != "none" and self.config.oracle_images is None:  # the oracle fits every pixel
             masks = self.score_masks() if self.config.identity_mask == "score" else self.latent_masks()
             self.edit_masks = masks.to(target)
             CONSOLE.print(
