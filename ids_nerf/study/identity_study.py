@@ -97,6 +97,11 @@ ARMS: Dict[str, IdentityArm] = {
     "ids-cfg3": IdentityArm(
         "ids-edit", (*DEMO_IDS, "--pipeline.guidance-scale", "3"), "suspect CFG overshoot: CFG 3 instead of 7.5"
     ),
+    "ids-mask-cfg3": IdentityArm(
+        "ids-edit",
+        (*DEMO_IDS, *MASK, *anchor(10), "--pipeline.guidance-scale", "3"),
+        "IDS with the score's mask, anchor 10, CFG 3 (less overshoot on the edited object)",
+    ),
     "ids-frozen-mlp": IdentityArm(
         "ids-edit",
         (*DEMO_IDS, "--pipeline.frozen-modules", "field.mlp_head"),
