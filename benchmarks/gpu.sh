@@ -14,7 +14,7 @@
 # --target, into a Python that has .venv's packages but no ids-nerf (its editable install left out). A
 # wheel nerfstudio finds no method in fails here as it would there ("invalid choice"). It leaves its
 # stand-in Python in /tmp/ids-smoke-*.
-# SMOKE_VENV names another virtual environment than .venv as the source of those packages.
+# VENV=path names another virtual environment than .venv as the source of those packages.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 usage="usage: bash benchmarks/gpu.sh [--cpu-smoke] 1|2"
@@ -28,8 +28,8 @@ install() {  # install PYTHON SITE WHEEL...: unpack the wheels into SITE, as the
     "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" "$@"
 }
 if [ $SMOKE = 1 ]; then
-    VENV=${SMOKE_VENV:-.venv}
-    [ -x "$VENV/bin/python" ] || { echo "error: no $VENV/bin/python: run make install, or set SMOKE_VENV" >&2; exit 2; }
+    VENV=${VENV:-.venv}
+    [ -x "$VENV/bin/python" ] || { echo "error: no $VENV/bin/python: run make install, or set VENV" >&2; exit 2; }
     "$VENV/bin/python" benchmarks/project_wheel.py build --dest .whl || exit 1
     # the stand-in for the GPU image: .venv's packages without ids-nerf (benchmarks/project_wheel.py)
     STAND_IN=$(mktemp -d /tmp/ids-smoke-XXXXXX)
