@@ -49,7 +49,7 @@ else
     install "$PY" "$SITE" .whl/*.whl || exit 1
     # the tree first: its code is what is measured; the wheel adds the dist-info nerfstudio finds methods in
     export PYTHONPATH=$PWD:$SITE TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16  # gsplat's JIT build: Hopper, all cores
-    DEVICE=cuda MODEL=sd15-random SIZE=512 PRECISIONS="fp32 fp16 bf16" PLAN_PRECISION=fp16 EDIT_STEPS=4
+    DEVICE=cuda MODEL=sd15-random SIZE=512 PRECISIONS="bf16 fp16 fp32" PLAN_PRECISION=fp16 EDIT_STEPS=4
     SPLAT="--size 64 --source-steps 2000 --edit-steps 300"
     OUT=${OUT:-benchmarks/results/gpu}
 fi
@@ -77,7 +77,8 @@ stage() {  # stage NAME SECONDS COMMAND...: run with a limit (cut to what is lef
 failed=0
 if [ "$PART" = 1 ]; then
     # 1. The guidance step: IDS (N=3), Jacobian-free IDS and DDS against the straightforward reference
-    #    loop, SD 1.5's architecture with random weights at 512x512, fp32 / fp16 / bf16.
+    #    loop, SD 1.5's architecture with random weights at 512x512; bf16 (the goal's) first, then fp16 and
+    #    fp32, each saved when done.
     # shellcheck disable=SC2086
     stage guidance 110 "$PY" -m benchmarks.guidance_step --model $MODEL --device $DEVICE --precisions $PRECISIONS \
         --size $SIZE --repeats 10 --out "$WORK/guidance_step.json" || failed=1
