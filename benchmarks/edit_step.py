@@ -21,7 +21,8 @@ PARTS = ("render", "encode", "guidance", "encode_backward", "render_backward")
 
 def step_split(run_dir: Path, skip: int = 1) -> tuple:
     """Median ms of each part of an edit step (``ids/ms_*`` in the run's tensorboard events, the first
-    ``skip`` steps left out as warm-up), and the largest ``ids/peak_memory_gib`` (None off CUDA)."""
+    ``skip`` steps left out as warm-up), and the largest peak memory of a step in GiB: CUDA's allocated
+    (``ids/peak_memory_gib``) and reserved (``ids/peak_reserved_gib``) bytes, each None off CUDA."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
@@ -30,9 +31,16 @@ def step_split(run_dir: Path, skip: int = 1) -> tuple:
     for part in PARTS:
         values = [e.value for e in events.Scalars(f"Train Metrics Dict/ids/ms_{part}")][skip:]
         split[part] = statistics.median(values)
-    peak_tag = "Train Metrics Dict/ids/peak_memory_gib"
-    peak = max(e.value for e in events.Scalars(peak_tag)) if peak_tag in events.Tags()["scalars"] else None
-    return split, peak
+    peaks = {}
+    for name, tag in (("allocated", "peak_memory_gib"), ("reserved", "peak_reserved_gib")):
+        tag = f"Train Metrics Dict/ids/{tag}"
+        peaks[name] = max(e.value for e in events.Scalars(tag)) if tag in events.Tags()["scalars"] else None
+    return split, peaks
+
+
+def plan_line(output: str) -> str:
+    """The memory plan's line in ns-train's output ('' if it printed none)."""
+    return next((line.strip() for line in output.splitlines() if line.startswith("Memory plan")), "")
 
 
 def diffusion_folder(model: str, device: str, root: Path) -> Path:
@@ -83,10 +91,13 @@ def main() -> None:
         device=args.device.split(":")[0],
     )
     started = time.time()
-    subprocess.run(command, env=env, check=True, capture_output=True)
+    run = subprocess.run(command, env=env, capture_output=True, text=True)
     wall = time.time() - started
+    if run.returncode != 0:
+        raise SystemExit(f"ns-train ids-edit failed ({run.returncode}):\n{(run.stdout + run.stderr)[-3000:]}")
 
-    split, peak = step_split(root / "out/bench/ids-edit/edit")
+    split, peaks = step_split(root / "out/bench/ids-edit/edit")
+    plan = plan_line(run.stdout)
     total = sum(split.values())
     print(
         f"ids-edit step, {args.size}x{args.size} render, model {args.model}, {args.device} "
@@ -95,8 +106,10 @@ def main() -> None:
     for part, ms in split.items():
         print(f"  {part:16} {ms:9.1f} ms  {100 * ms / total:5.1f} %")
     print(f"  {'total':16} {total:9.1f} ms   (ns-train wall time incl. start-up: {wall:.0f} s)")
-    if peak is not None:
-        print(f"  peak GPU memory in a step: {peak:.2f} GiB")
+    if peaks["allocated"] is not None:
+        allocated, reserved = peaks["allocated"], peaks["reserved"]
+        print(f"  peak GPU memory in a step: {allocated:.2f} GiB allocated, {reserved:.2f} GiB reserved")
+    print(f"  the run's memory plan (its estimate, before the diffusion weights loaded): {plan or 'none printed'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
@@ -107,7 +120,9 @@ def main() -> None:
                 "chunk": args.chunk,
                 "ms": split,
                 "total_ms": total,
-                "peak_memory_gib": peak,
+                "peak_memory_gib": peaks["allocated"],
+                "peak_reserved_gib": peaks["reserved"],
+                "memory_plan": plan,
             },
             indent=2,
         )

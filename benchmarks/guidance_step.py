@@ -128,20 +128,22 @@ def main() -> None:
     args = parser.parse_args()
     size = args.size or (32 if args.model == "tiny" else 512)
     rows = []
-    for precision in args.precisions:
-        rows += bench(args.model, args.device, precision, size, args.repeats, encode=True)
-    for row in rows:
-        extra = {
-            k: row[k]
-            for k in ("speedup_vs_reference", "speedup_vs_full_fpr", "peak_memory_gib", "percent_of_bf16_peak")
-            if k in row
-        }
-        print(
-            f"{row['precision']:5} {row['case']:28} {row['ms']:9.2f} ms  "
-            f"{row['achieved_tflops_per_s']:8.3f} TFLOP/s  {extra}"
-        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2))
+    for precision in args.precisions:  # each precision printed and saved when done: a time limit keeps those
+        done = bench(args.model, args.device, precision, size, args.repeats, encode=True)
+        for row in done:
+            extra = {
+                k: row[k]
+                for k in ("speedup_vs_reference", "speedup_vs_full_fpr", "peak_memory_gib", "percent_of_bf16_peak")
+                if k in row
+            }
+            print(
+                f"{row['precision']:5} {row['case']:28} {row['ms']:9.2f} ms  "
+                f"{row['achieved_tflops_per_s']:8.3f} TFLOP/s  {extra}",
+                flush=True,
+            )
+        rows += done
+        args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2))
     print(f"JSON: {args.out}")
 
 

@@ -10,8 +10,13 @@ above its RSS just before the step (``/proc``'s VmHWM, reset first), each real c
 Also the weights: the estimate's bytes against the loaded modules'. With ``--nerf``: the render chunk
 as the plan estimates it (``chunk_peak_bytes`` on 128 and 256 rays of ``ns-train nerfacto``'s model,
 extrapolated) against the chunk itself (render with grad and backward) under ``LiveBytes`` and its peak
-RSS above the RSS before it, the chunk run first thing in a fresh process. With ``--device cuda`` the real step's
-``torch.cuda.max_memory_allocated`` above the allocation before it stands in for the RSS.
+RSS above the RSS before it, the chunk run first thing in a fresh process.
+
+With ``--device cuda`` (cuDNN's benchmark mode on, as ns-train sets it) the real step's
+``torch.cuda.max_memory_reserved`` above the memory allocated before it stands in for the RSS: what the
+plan compares with, since it counts this process's reserved-but-unallocated blocks as free. The table's
+last column, that peak minus the estimate as a share of the estimate, is the margin the plan needs on
+CUDA (``memory_plan.CUDA_DIFFUSION_MARGIN``); ``max_memory_allocated`` is printed beside it.
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ def measure(model: str, size: int, precision: str, fpr_steps: int, device: str) 
     with torch.no_grad():
         z_src = guidance.encode(image)
     weights = sum(p.numel() * p.element_size() for m in (guidance.unet, guidance.vae) for p in m.parameters())
-    if device.startswith("cuda"):
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.backends.cudnn.benchmark = True  # as nerfstudio's train.py sets it: cuDNN tries workspaces
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
@@ -53,12 +60,19 @@ def measure(model: str, size: int, precision: str, fpr_steps: int, device: str) 
         reset_peak_rss()
     with LiveBytes() as live:
         diffusion_step(guidance, image, z_src, fpr_steps, 1.0, "full")
-    if device.startswith("cuda"):
+    result = {"live_bytes": live.peak, "weights": weights}
+    if cuda:
         torch.cuda.synchronize()
-        above = torch.cuda.max_memory_allocated() - before
+        result["measured_above"] = torch.cuda.max_memory_reserved() - before
+        result["allocated_above"] = torch.cuda.max_memory_allocated() - before
     else:
-        above = peak_rss_gib() * GIB - before
-    return {"live_bytes": live.peak, "measured_above": above, "weights": weights}
+        result["measured_above"] = peak_rss_gib() * GIB - before
+    return result
+
+
+def margin_needed(estimate: int, measured_above: int) -> float:
+    """The measured peak's excess over the estimate, as a share of the estimate (the plan's margin)."""
+    return (measured_above - estimate) / estimate
 
 
 def save_configs(model: str, folder: Path) -> Path:
@@ -105,8 +119,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--nerf", action="store_true", help="the render chunk instead of the diffusion step")
     parser.add_argument("--chunks", type=int, nargs="+", default=[512, 1024, 2048])
+    parser.add_argument("--out", type=Path, help="also write the rows as JSON")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a real case, in its own process
     args = parser.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {args.device}, but torch sees no CUDA device")
     if args.one:
         result = (
             nerf_chunk(args.one, True)
@@ -131,22 +148,33 @@ def main() -> None:
     from ids_nerf.guidance.memory import estimate_diffusion_memory
 
     folder = save_configs(args.model, Path(tempfile.mkdtemp(prefix="configs-")))
+    what = "peak reserved (CUDA allocator)" if args.device.startswith("cuda") else "peak RSS"
     print(f"{args.model}, {args.precision}, N = {args.fpr_steps}, {args.device}: one edit step's diffusion half")
     print(
-        "| side (px) | estimate (GiB) | real step, LiveBytes (GiB) | measured above start (GiB) | estimate / measured |"
+        f"| side (px) | estimate (GiB) | real step, LiveBytes (GiB) | {what} above start (GiB) | "
+        "peak allocated above start (GiB) | estimate / measured | margin needed (measured - estimate) / estimate |"
     )
-    print("| --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    rows = []
     for size in args.sizes:
         estimate = estimate_diffusion_memory(str(folder), args.precision, (size, size), size, args.fpr_steps)
         command = [sys.executable, "-m", "benchmarks.memory_plan", "--one", str(size), "--model", args.model]
         command += ["--precision", args.precision, "--fpr-steps", str(args.fpr_steps), "--device", args.device]
         real = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
-        ratio = estimate.step_activations / real["measured_above"]
+        step = estimate.step_activations
+        allocated = real.get("allocated_above")
+        margin = margin_needed(step, real["measured_above"])
         print(
-            f"| {size} | {estimate.step_activations / GIB:.4f} | {real['live_bytes'] / GIB:.4f} | "
-            f"{real['measured_above'] / GIB:.4f} | {ratio:.2f} |"
+            f"| {size} | {step / GIB:.4f} | {real['live_bytes'] / GIB:.4f} | {real['measured_above'] / GIB:.4f} | "
+            f"{'-' if allocated is None else f'{allocated / GIB:.4f}'} | {step / real['measured_above']:.2f} | "
+            f"{margin:+.3f} |"
         )
+        rows.append({"size": size, "estimate": step, **real, "margin_needed": margin})
     print(f"weights: estimate {estimate.weights / GIB:.4f} GiB, loaded {real['weights'] / GIB:.4f} GiB")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"model": args.model, "precision": args.precision, "device": args.device, "rows": rows}
+        args.out.write_text(json.dumps({**payload, "fpr_steps": args.fpr_steps}, indent=2))
 
 
 if __name__ == "__main__":

@@ -120,7 +120,7 @@ def main() -> None:
         logs / "splat_eval.log",
     )
     metrics = json.loads((root / "eval" / "metrics.json").read_text())["metrics"]
-    split, peak = step_split(edited)
+    split, peaks = step_split(edited)
     result = {
         "device": args.device,
         "size": args.size,
@@ -131,7 +131,8 @@ def main() -> None:
         "seconds": seconds,
         "step_ms": split,
         "step_total_ms": sum(split.values()),
-        "peak_memory_gib": peak,
+        "peak_memory_gib": peaks["allocated"],
+        "peak_reserved_gib": peaks["reserved"],
         "metrics": metrics,
     }
     args.out.write_text(json.dumps(result, indent=2))

@@ -84,6 +84,9 @@ class DiffusionMemory:
     """Peak of the tensors one edit step's diffusion half keeps alive at once, above the weights."""
     latent_bytes: int
     """One stored source latent (an edit keeps one per training view)."""
+    step_flops: int = 0
+    """FLOPs of that step (torch's ``FlopCounterMode`` on the fake tensors; it has no formula for the CPU's
+    fused attention kernel, so attention is left out): the memory plan projects a CPU step's time from it."""
 
     @property
     def peak(self) -> int:
@@ -166,6 +169,7 @@ def estimate_diffusion_memory(
     them (short side ``diffusion_size``, default the model's native size), counted from its configs alone.
     The exact-score model (``exact:SCENE``) has no weights and image-sized steps: counted as nothing."""
     from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.utils.flop_counter import FlopCounterMode
 
     if model.startswith("exact:"):
         return DiffusionMemory(0, 0, 0, 0)
@@ -179,8 +183,9 @@ def estimate_diffusion_memory(
         factor = guidance.vae_scale_factor
         image = torch.empty(1, 3, height, width, dtype=dtype)
         z_src = torch.empty(1, unet_config["in_channels"], height // factor, width // factor, dtype=dtype)
-        with LiveBytes() as live:
+        with FlopCounterMode(display=False) as flops, LiveBytes() as live:
             diffusion_step(guidance, image, z_src, fpr_steps, 1.0, fpr_jacobian)
     bytes_per = BYTES_PER_PARAMETER[precision]
     text = _text_encoder_parameters(text_config) * bytes_per
-    return DiffusionMemory(parameters * bytes_per, text, live.peak, z_src.numel() * z_src.element_size())
+    latent = z_src.numel() * z_src.element_size()
+    return DiffusionMemory(parameters * bytes_per, text, live.peak, latent, int(flops.get_total_flops()))

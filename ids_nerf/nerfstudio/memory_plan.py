@@ -10,12 +10,15 @@ Parts of the peak, each on the device that holds it:
   before the chunks re-render, and the larger of the two counts;
 - the optimizer's gradients and Adam's two moments (3 copies of the trainable parameters) and the stored
   source latents;
-- what the allocator holds beyond the live tensors (:data:`ALLOCATOR_BASE` and the margins beside it).
+- what the allocator holds beyond the live tensors (:data:`ALLOCATOR_BASE` and the margins beside it on the
+  CPU, :data:`CUDA_BASE` and its own margins on CUDA: not yet measured on a GPU).
 The NeRF's own weights (and a CUDA context) are already in place when the plan is made, so they are not in
-the estimate: the free memory it is compared with has them taken out.
+the estimate: the free memory it is compared with has them taken out. On CUDA that free memory counts the
+blocks this process's caching allocator holds unused (:func:`available_bytes`).
 
 With ``--pipeline.memory-budget-gib`` the plan picks, in this order, the first setting that fits: smaller
-render chunks, then half precision for the diffusion model, then the diffusion model on the CPU.
+render chunks, then half precision for the diffusion model, then the diffusion model on the CPU (beside a
+GPU NeRF the plan's line then says how long a step is projected to take there).
 """
 
 from __future__ import annotations
@@ -37,8 +40,31 @@ ALLOCATOR_BASE = 128 * 1024**2
 ``RENDER_MARGIN`` times the largest transient (by its kind) + ``ALLOCATOR_BASE`` bytes. Fitted on the CPU
 (docs/performance.md, "Memory plan"): SD 1.5's fp32 step at 128, 256 and 512 pixels peaked 0.17, 0.31 and
 0.84 GiB of RSS above its live tensors (about 12 % of them plus 0.12 GiB); a nerfacto chunk of 512, 1,024
-and 2,048 rays 0.09, 0.35 and 0.53 GiB (20 to 49 %). Not yet measured on a GPU, whose caching allocator
-differs."""
+and 2,048 rays 0.09, 0.35 and 0.53 GiB (20 to 49 %). Used on the CPU only; CUDA has its own below."""
+CUDA_MARGINS_MEASURED = False
+"""Whether the three CUDA terms below were measured on a GPU. Not yet: no GPU has been lent to this
+project. Until then they are the CPU's fitted margins plus an assumed allowance for what CUDA adds."""
+CUDA_DIFFUSION_MARGIN = DIFFUSION_MARGIN
+"""On CUDA, the share of the diffusion step's estimate the caching allocator reserves beyond it (block
+rounding, cuDNN's workspaces: nerfstudio turns on ``cudnn.benchmark``, which tries algorithms with their
+workspaces). Now the CPU's value. To measure: ``python -m benchmarks.memory_plan --model sd15-random
+--device cuda --sizes 512 --precision fp16`` (``benchmarks/gpu.sh 1``) prints "margin needed",
+``max_memory_reserved`` above the allocation before the step, minus the estimate, over the estimate."""
+CUDA_RENDER_MARGIN = RENDER_MARGIN
+"""The same for a render chunk on CUDA; now the CPU's value (not measured on a GPU)."""
+CUDA_BASE = 512 * 1024**2
+"""Bytes added to each CUDA device's plan: workspaces outside the per-part shares, and tiny-cuda-nn's own
+arena, which it takes with cudaMalloc beside PyTorch's allocator (the render probe counts PyTorch's tensors
+only; what tiny-cuda-nn holds at the plan's time is already out of the free memory). Assumed, not
+measured: 0.5 GiB, the figure docs/performance.md's projection of a 512x512 edit assumed for "CUDA context
+and workspaces"."""
+CPU_FLOPS_PER_SECOND = 17.4e9
+"""A CPU's fp32 throughput on the diffusion step, to project a step's time when a budget moves the model to
+the CPU. Measured on this project's 2-core CPU machine, shared (load average 9 to 15), so far below what an
+idle workstation reaches: ``ns-train ids-edit`` of SD 1.5's architecture at 512x512 in fp32 (IDS, N = 3),
+step 0's VAE encode + IDS guidance + encode backward took 77.7 + 635.6 + 33.0 = 746.3 s (docs/performance.md,
+"Full size on the CPU", part 3); ``DiffusionMemory.step_flops`` counts 12.98 TFLOP for that step (attention
+left out, as it counts it), so 12.98e12 / 746.3 s."""
 SMALLEST_CHUNK = 256
 """The smallest render chunk a budget may pick (rays); below it the per-chunk overhead dominates."""
 
@@ -78,7 +104,10 @@ class Plan:
         )
 
 
-def _margin(diffusion: int, render: int = 0) -> int:
+def _margin(device: str, diffusion: int, render: int = 0) -> int:
+    """What the allocator of ``device`` holds beyond ``diffusion`` and ``render`` bytes of live tensors."""
+    if device.startswith("cuda"):
+        return int(CUDA_DIFFUSION_MARGIN * diffusion + CUDA_RENDER_MARGIN * render) + CUDA_BASE
     return int(DIFFUSION_MARGIN * diffusion + RENDER_MARGIN * render) + ALLOCATOR_BASE
 
 
@@ -89,9 +118,14 @@ def _size(count: int) -> str:
 
 
 def available_bytes(device: str) -> Optional[int]:
-    """Free memory of ``device`` now: CUDA's free bytes, or the CPU's MemAvailable (Linux); None if unknown."""
+    """Free memory of ``device`` now, or None if unknown. On CUDA the device's free bytes plus what this
+    process's caching allocator has reserved but not allocated (it hands those blocks out first, and
+    ``mem_get_info`` counts them as taken); on the CPU, MemAvailable (Linux)."""
     if device.startswith("cuda"):
-        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+        cuda = torch.device(device)
+        free, _total = torch.cuda.mem_get_info(cuda)
+        cached = torch.cuda.memory_reserved(cuda) - torch.cuda.memory_allocated(cuda)
+        return int(free + cached)
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
@@ -137,23 +171,35 @@ class EditMemory:
         rays = self.view[0] * self.view[1]
         render = self.render(min(setting.chunk_rays, rays))
         state = {"gradients + Adam": self.optimizer_bytes, "source latents": self.views * diffusion.latent_bytes}
-        if setting.diffusion_device != self.nerf_device:
+        nerf = self.nerf_device
+        if setting.diffusion_device != nerf:
             transient = max(diffusion.text_encoder, diffusion.step_activations)
             diffusion_parts = {"diffusion weights": diffusion.weights, "text encoder or step": transient}
-            diffusion_parts["allocator margin"] = _margin(transient)
-            nerf_parts = {"render chunk": render, **state, "allocator margin": _margin(0, render)}
-            return Plan(setting, {self.nerf_device: nerf_parts, setting.diffusion_device: diffusion_parts})
+            diffusion_parts["allocator margin"] = _margin(setting.diffusion_device, transient)
+            nerf_parts = {"render chunk": render, **state, "allocator margin": _margin(nerf, 0, render)}
+            return Plan(setting, {nerf: nerf_parts, setting.diffusion_device: diffusion_parts})
         # (bytes, margin) of each transient that can be the largest: one chunk keeps its graph through the
         # guidance (they add up); with more chunks the guidance is done before they re-render
         step = diffusion.step_activations
         if rays <= setting.chunk_rays:
-            options = [(step + render, _margin(step, render))]
+            options = [(step + render, _margin(nerf, step, render))]
         else:
-            options = [(step, _margin(step)), (render, _margin(0, render))]
-        transient, margin = max([(diffusion.text_encoder, _margin(diffusion.text_encoder)), *options])
+            options = [(step, _margin(nerf, step)), (render, _margin(nerf, 0, render))]
+        transient, margin = max([(diffusion.text_encoder, _margin(nerf, diffusion.text_encoder)), *options])
         parts = {"diffusion weights": diffusion.weights, "text encoder or step": transient, **state}
         parts["allocator margin"] = margin
-        return Plan(setting, {self.nerf_device: parts})
+        return Plan(setting, {nerf: parts})
+
+    def cpu_step_note(self, setting: Setting) -> str:
+        """For the diffusion model on the CPU beside a GPU NeRF: its projected seconds a step, else ''."""
+        if setting.diffusion_device != "cpu" or not self.nerf_device.startswith("cuda"):
+            return ""
+        seconds = self.diffusion(setting.precision).step_flops / CPU_FLOPS_PER_SECOND
+        return (
+            f"; the diffusion step on the CPU: about {seconds:,.0f} s a step projected "
+            f"(its {self.diffusion(setting.precision).step_flops / 1e12:.2f} TFLOP at "
+            f"{CPU_FLOPS_PER_SECOND / 1e9:.0f} GFLOP/s, measured on a shared 2-core CPU; more cores go faster)"
+        )
 
 
 def candidates(first: Setting, nerf_device: str) -> Iterator[Setting]:
@@ -210,7 +256,7 @@ def plan_edit_memory(pipeline, available: Callable[[str], Optional[int]] = avail
         return None
     if _fits(plan, limit):
         where = ", ".join(f"{d} {free_text(d)} free" for d in plan.parts)
-        CONSOLE.print(f"Memory plan: {plan.describe()}; {where}", soft_wrap=True)
+        CONSOLE.print(f"Memory plan: {plan.describe()}; {where}{memory.cpu_step_note(asked)}", soft_wrap=True)
         return plan
     fitting = next((p for p in map(memory.plan, candidates(asked, nerf_device)) if _fits(p, limit)), None)
     if budget is not None and fitting is not None:
@@ -219,7 +265,7 @@ def plan_edit_memory(pipeline, available: Callable[[str], Optional[int]] = avail
         config.diffusion_device = fitting.setting.diffusion_device
         CONSOLE.print(
             f"Memory plan for a budget of {config.memory_budget_gib:g} GiB: {fitting.setting.flags()} "
-            f"({fitting.describe()})",
+            f"({fitting.describe()}){memory.cpu_step_note(fitting.setting)}",
             soft_wrap=True,
         )
         return fitting

@@ -687,4 +687,5 @@ class _StepClock:
         metrics = {f"ids/ms_{name}": value for name, value in self.laps.items()}
         if self.cuda:
             metrics["ids/peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            metrics["ids/peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30  # what the memory plan counts
         return metrics

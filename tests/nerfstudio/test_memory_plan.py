@@ -13,9 +13,11 @@ from ids_nerf.nerfstudio.memory_plan import Setting, candidates, extrapolate, pl
 from tests.nerfstudio.conftest import edit_command, run
 
 MIB = 1024**2
+HALF = DiffusionMemory(weights=200 * MIB, text_encoder=25 * MIB, step_activations=150 * MIB, latent_bytes=MIB)
 DIFFUSION = {
-    "fp32": DiffusionMemory(weights=400 * MIB, text_encoder=50 * MIB, step_activations=300 * MIB, latent_bytes=MIB),
-    "bf16": DiffusionMemory(weights=200 * MIB, text_encoder=25 * MIB, step_activations=150 * MIB, latent_bytes=MIB),
+    "fp32": DiffusionMemory(400 * MIB, 50 * MIB, 300 * MIB, MIB, step_flops=3 * 10**12),
+    "bf16": HALF,
+    "fp16": HALF,
 }
 
 
@@ -26,14 +28,14 @@ class _Cameras(list):
         self.width = torch.full((views, 1), side)
 
 
-def _stub(monkeypatch, side=64, chunk=4096, budget=None):
+def _stub(monkeypatch, side=64, chunk=4096, budget=None, device="cpu", diffusion_device=None):
     """An edit pipeline as the plan sees it: 2 cameras of side x side pixels, 1 MiB of trainable weights,
     1 KiB per rendered ray, and the diffusion numbers above (the real parts have their own tests)."""
     monkeypatch.setattr(memory_plan, "estimate_diffusion_memory", lambda model, precision, *a: DIFFUSION[precision])
     config = SimpleNamespace(
         render_chunk_rays=chunk,
         diffusion_precision="fp32",
-        diffusion_device=None,
+        diffusion_device=diffusion_device,
         memory_budget_gib=budget,
         diffusion_model="model",
         fpr_steps=3,
@@ -42,7 +44,7 @@ def _stub(monkeypatch, side=64, chunk=4096, budget=None):
     )
     return SimpleNamespace(
         config=config,
-        device="cpu",
+        device=device,
         model=torch.nn.Linear(512, 512, bias=False),  # 1 MiB of fp32 weights
         datamanager=SimpleNamespace(train_dataset=SimpleNamespace(cameras=_Cameras(side, 2))),
         edit_render_bytes=lambda rays: rays * 1024,
@@ -112,6 +114,93 @@ def test_candidates_try_chunks_then_precision_then_the_cpu():
 def test_extrapolate_is_the_line_through_two_points():
     assert extrapolate([64, 128], [1000, 1500], 1024) == 1500 + 500 * (1024 - 128) // 64
     assert extrapolate([64, 128], [1500, 1000], 1024) == 1500  # never below what was measured
+
+
+def _fix_cuda_margins(monkeypatch, diffusion=0.15, render=0.5, base=512 * MIB) -> None:
+    monkeypatch.setattr(memory_plan, "CUDA_DIFFUSION_MARGIN", diffusion)
+    monkeypatch.setattr(memory_plan, "CUDA_RENDER_MARGIN", render)
+    monkeypatch.setattr(memory_plan, "CUDA_BASE", base)
+
+
+def _mock_cuda(monkeypatch, free: int, reserved: int, allocated: int) -> list:
+    """torch.cuda's memory queries answering the given bytes, and the CUDA margins fixed at the values the
+    tests' sums use (a GPU measurement will change the module's); returns the devices asked about."""
+    _fix_cuda_margins(monkeypatch)
+    asked = []
+
+    def answer(value):
+        return lambda device=None: asked.append(device) or value
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: asked.append(device) or (free, 80 * GIB))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", answer(reserved))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", answer(allocated))
+    return asked
+
+
+def test_cuda_free_memory_adds_the_blocks_this_process_holds_unused(monkeypatch):
+    asked = _mock_cuda(monkeypatch, free=2 * GIB, reserved=5 * GIB, allocated=3 * GIB)
+    assert memory_plan.available_bytes("cuda:1") == 4 * GIB  # 2 free + (5 reserved - 3 allocated)
+    assert asked == [torch.device("cuda:1")] * 3
+
+
+def test_cuda_plan_fits_in_cached_blocks_and_refuses_without_them(monkeypatch):
+    """The plan needs about 1.24 GiB on the GPU. The device reports 0.5 GiB free; this process's allocator
+    holds 1.25 GiB more unused: it fits. With nothing cached it is refused, in one line."""
+    _mock_cuda(monkeypatch, free=GIB // 2, reserved=GIB + GIB // 2, allocated=GIB // 4)
+    plan = plan_edit_memory(_stub(monkeypatch, device="cuda:0"))
+    assert GIB < plan.total("cuda:0") <= GIB + 3 * GIB // 4
+    _mock_cuda(monkeypatch, free=GIB // 2, reserved=GIB // 4, allocated=GIB // 4)
+    with pytest.raises(UserError, match="0.50 GiB free"):
+        plan_edit_memory(_stub(monkeypatch, device="cuda:0"))
+
+
+def test_cuda_uses_its_own_margin_terms(monkeypatch):
+    _fix_cuda_margins(monkeypatch, diffusion=0.5, render=2.0, base=GIB)
+    plan = plan_edit_memory(_stub(monkeypatch, device="cuda:0"), available=lambda device: 100 * GIB)
+    assert plan.parts["cuda:0"]["allocator margin"] == int(0.5 * 300 * MIB + 2.0 * 4096 * 1024) + GIB
+    cpu = plan_edit_memory(_stub(monkeypatch), available=lambda device: 100 * GIB)  # the CPU keeps its own
+    assert cpu.parts["cpu"]["allocator margin"] == int(0.15 * 300 * MIB + 0.5 * 4096 * 1024) + 128 * MIB
+
+
+def test_budget_that_moves_the_diffusion_to_the_cpu_projects_its_step_time(monkeypatch, capsys):
+    """0.6 GiB: the diffusion model fits on the GPU at no chunk size or precision, the NeRF alone does."""
+    _fix_cuda_margins(monkeypatch)
+    pipeline = _stub(monkeypatch, device="cuda:0", budget=0.6)
+    plan = plan_edit_memory(pipeline, available=lambda device: 100 * GIB)
+    assert plan.setting.diffusion_device == "cpu" and pipeline.config.diffusion_device == "cpu"
+    line = capsys.readouterr().out
+    seconds = 3 * 10**12 / memory_plan.CPU_FLOPS_PER_SECOND
+    assert f"the diffusion step on the CPU: about {seconds:,.0f} s a step projected" in line, line
+    memory = memory_plan.EditMemory(pipeline)
+    assert memory.cpu_step_note(Setting(4096, "fp16", "cuda:0")) == ""  # on the GPU: nothing projected
+
+
+def test_asked_cpu_diffusion_beside_a_gpu_nerf_projects_its_step_time(monkeypatch, capsys):
+    pipeline = _stub(monkeypatch, device="cuda:0", diffusion_device="cpu")
+    plan_edit_memory(pipeline, available=lambda device: 100 * GIB)
+    assert "s a step projected" in capsys.readouterr().out
+    plan_edit_memory(_stub(monkeypatch), available=lambda device: 100 * GIB)  # all on the CPU: nothing to say
+    assert "projected" not in capsys.readouterr().out
+
+
+def test_estimate_counts_the_flops_of_the_real_step(tmp_path):
+    """The fake-tensor step's FLOP count (what the CPU projection divides) equals the real step's."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ids_nerf.guidance import load_stable_diffusion, make_tiny_sd
+    from ids_nerf.guidance.memory import diffusion_step, estimate_diffusion_memory
+
+    folder = make_tiny_sd(tmp_path / "tiny")
+    estimate = estimate_diffusion_memory(str(folder), "fp32", (64, 64), 64, 3)
+    guidance = load_stable_diffusion(str(folder), "fp32", "cpu")
+    for prompt in ("", "source", "target"):
+        guidance.embed_prompt(prompt)
+    image = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        z_src = guidance.encode(image)
+    with FlopCounterMode(display=False) as counter:
+        diffusion_step(guidance, image, z_src, 3, 1.0, "full")
+    assert estimate.step_flops == counter.get_total_flops() > 0
 
 
 def test_render_probe_on_the_real_nerfacto_predicts_a_larger_chunk(source_run, ns_env):
