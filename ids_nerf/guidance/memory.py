@@ -87,6 +87,9 @@ class DiffusionMemory:
     step_flops: int = 0
     """FLOPs of that step (torch's ``FlopCounterMode`` on the fake tensors; it has no formula for the CPU's
     fused attention kernel, so attention is left out): the memory plan projects a CPU step's time from it."""
+    image_size: Optional[Tuple[int, int]] = None
+    """(H, W) the view is resized to for the VAE; an edit renders views larger than it at this size. None:
+    not known from configs (the exact-score model)."""
 
     @property
     def peak(self) -> int:
@@ -188,4 +191,5 @@ def estimate_diffusion_memory(
     bytes_per = BYTES_PER_PARAMETER[precision]
     text = _text_encoder_parameters(text_config) * bytes_per
     latent = z_src.numel() * z_src.element_size()
-    return DiffusionMemory(parameters * bytes_per, text, live.peak, latent, int(flops.get_total_flops()))
+    step_flops = int(flops.get_total_flops())
+    return DiffusionMemory(parameters * bytes_per, text, live.peak, latent, step_flops, (height, width))

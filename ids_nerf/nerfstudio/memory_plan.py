@@ -168,7 +168,10 @@ class EditMemory:
 
     def plan(self, setting: Setting) -> Plan:
         diffusion = self.diffusion(setting.precision)
+        # the edit renders a view larger than the diffusion model's input at that size (pipeline.edit_view_size)
         rays = self.view[0] * self.view[1]
+        if diffusion.image_size is not None:
+            rays = min(rays, diffusion.image_size[0] * diffusion.image_size[1])
         render = self.render(min(setting.chunk_rays, rays))
         state = {"gradients + Adam": self.optimizer_bytes, "source latents": self.views * diffusion.latent_bytes}
         nerf = self.nerf_device

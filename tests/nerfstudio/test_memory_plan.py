@@ -68,6 +68,15 @@ def test_several_chunks_count_the_larger_of_render_and_guidance(monkeypatch):
     assert plan.parts["cpu"]["text encoder or step"] == max(300 * MIB, 4096 * 1024)
 
 
+def test_a_view_larger_than_the_diffusion_input_is_planned_at_the_size_the_edit_renders(monkeypatch):
+    pipeline = _stub(monkeypatch, side=1024, chunk=64 * 64)
+    sized = {k: DiffusionMemory(**{**vars(v), "image_size": (64, 64)}) for k, v in DIFFUSION.items()}
+    monkeypatch.setattr(memory_plan, "estimate_diffusion_memory", lambda model, precision, *a: sized[precision])
+    parts = plan_edit_memory(pipeline, available=lambda device: 100 * GIB).parts["cpu"]
+    # 1024x1024 renders 64x64: one chunk, its graph alive through the guidance (not the larger of the two)
+    assert parts["text encoder or step"] == 300 * MIB + 64 * 64 * 1024
+
+
 def test_budget_picks_the_first_setting_that_fits_and_applies_it(monkeypatch):
     pipeline = _stub(monkeypatch, side=1024, chunk=1024 * 1024, budget=1.0)  # a 1 GiB chunk does not fit
     plan = plan_edit_memory(pipeline, available=lambda device: 100 * GIB)
