@@ -118,7 +118,13 @@ def main() -> None:
     pipeline.guidance = sd15_random("cpu", "fp32")
     for prompt in (pipeline.config.source_prompt, pipeline.config.target_prompt, ""):
         pipeline.guidance.embed_prompt(prompt)
-    pipeline.encode_views()
+    # the one view the step scores gets its source latent at 512 (a render of every view would take minutes)
+    step = 1
+    index = pipeline.view_for_step(step)
+    with torch.no_grad():
+        latent = pipeline.encode(pipeline.source_image(index))
+    pipeline.source_latents = latent.new_zeros((len(pipeline.source_latents), *latent.shape[1:]))
+    pipeline.source_latents[index] = latent[0]
 
     grads: dict = {name: [] for name in fp16_modules(pipeline.model)}
 
@@ -134,7 +140,7 @@ def main() -> None:
     pixel = {}
     render = pipeline.render_for_edit
     pipeline.render_for_edit = lambda index, seed: _keeping_pixel_grad(render(index, seed), pixel)
-    _, metrics, applied = pipeline.edit_step(1)
+    _, metrics, applied = pipeline.edit_step(step)
     for handle in handles:
         handle.remove()
     rows = {name: gradient_shares(torch.cat(values)) for name, values in grads.items() if values}
