@@ -113,14 +113,21 @@ class IDSEditPipelineConfig(VanillaPipelineConfig):
     edit_region: Optional[Tuple[float, float, float, float, float, float]] = None
     """Only this axis-aligned box may change: X0 Y0 Z0 X1 Y1 Z1, its lower and upper corner in the
     dataparser's world coordinates (the cameras' and the scene box's; `ids-nerf scene-bounds --config
-    RUN/config.yml` prints them). Gradients from outside the box are cut: nerfacto's ray samples outside
-    it, splatfacto's Gaussians whose centre is outside it. Default: the whole scene."""
+    RUN/config.yml` prints them). In each view the pixels whose rays pass through the box are the edit
+    mask (with --pipeline.identity-mask score or dataset: the pixels in both masks); outside it the anchor
+    holds the source render (--pipeline.identity-anchor). Default: the whole scene."""
+    region_cut: bool = False
+    """Also cut the gradient in 3D outside --pipeline.edit-region: nerfacto's ray samples outside the box,
+    splatfacto's Gaussians whose centre is outside it (the region's only effect before the mask). On the demo
+    scene the cut alone lost the unedited box 8 dB against no region (docs/results-nerf.md, "Regions"):
+    nerfacto's shared MLPs then move with no pixel to hold them."""
     identity_mask: Literal["none", "score", "region", "dataset"] = "none"
     """Where the edit may act; outside, the render is pulled back to its stored source render
-    (--pipeline.identity-anchor). none: everywhere (the direction as the method gives it). score: where the
-    score model's predictions for the two prompts differ on the source render (DiffEdit's mask, made once
-    per view when the edit starts). region: the pixels whose rays pass through --pipeline.edit-region (the
-    box projected into each view; the box then no longer cuts gradients sample by sample). dataset: the
+    (--pipeline.identity-anchor). none: everywhere (the direction as the method gives it), or, with
+    --pipeline.edit-region, the pixels that see the region. score: where the score model's predictions for
+    the two prompts differ on the source render (DiffEdit's mask, made once per view when the edit starts).
+    region: the pixels whose rays pass through --pipeline.edit-region (the box projected into each view;
+    what --pipeline.edit-region alone gives). dataset: the
     data's own per-view masks (nerfstudio's mask_path in transforms.json, one image per view of its size:
     white may change, black is kept). DDS and IDS get the same mask; the edit's masks are saved with its
     checkpoints."""
@@ -305,11 +312,11 @@ class IDSEditPipeline(VanillaPipeline):
             f"Stored {len(latents)} source latents of shape {tuple(latents[0].shape[1:])} "
             f"({self.config.source_latents_from})"
         )
-        if self.config.identity_mask != "none" and self.config.oracle_images is None:  # the oracle fits every pixel
-            masks = self.score_masks() if self.config.identity_mask == "score" else self.latent_masks()
+        if self.mask_kind and self.config.oracle_images is None:  # the oracle fits every pixel
+            masks = self.make_edit_masks()
             self.edit_masks = masks.to(target)
             CONSOLE.print(
-                f"Edit masks ({self.config.identity_mask}): {100 * float(masks.mean()):.1f} % of the latent pixels "
+                f"Edit masks ({self.mask_kind}): {100 * float(masks.mean()):.1f} % of the latent pixels "
                 f"(mean over {len(masks)} views) may change; outside, the anchor holds the source"
             )
         warning = source_fidelity_warning(sum(psnrs) / len(psnrs)) if psnrs else None
@@ -346,7 +353,7 @@ class IDSEditPipeline(VanillaPipeline):
             greyed = mask * source + (1 - mask) * (0.35 + 0.3 * source.mean(0, keepdim=True))
             rows.append([source, greyed])
             labels.append(f"view {index}: {100 * float(self.edit_masks[index].mean()):.0f} %")
-        columns = ["stored source render", f"may change ({self.config.identity_mask} mask)"]
+        columns = ["stored source render", f"may change ({self.mask_kind} mask)"]
         return labeled_grid(rows, columns, labels)
 
     def check_edit_masks(self) -> None:
@@ -360,9 +367,29 @@ class IDSEditPipeline(VanillaPipeline):
 
     @property
     def gates_region(self) -> bool:
-        """Whether --pipeline.edit-region cuts gradients in 3D (sample by sample, or Gaussian by Gaussian):
-        with --pipeline.identity-mask region the box acts as a mask per view instead."""
-        return self.config.edit_region is not None and self.config.identity_mask != "region"
+        """Whether --pipeline.edit-region also cuts gradients in 3D (sample by sample, or Gaussian by
+        Gaussian): only with --pipeline.region-cut."""
+        return self.config.edit_region is not None and self.config.region_cut
+
+    @property
+    def mask_kind(self) -> str:
+        """Which masks the edit makes: "score", "dataset", "region", "score and region", ...; "" for none."""
+        kinds = [k for k in (self.config.identity_mask,) if k not in ("none", "region")]
+        if self.config.edit_region is not None:
+            kinds.append("region")
+        return " and ".join(kinds)
+
+    def make_edit_masks(self) -> Tensor:
+        """``[views, 1, h, w]`` 0/1: the score's or the data's masks, and the region's where one is given."""
+        masks = None
+        if self.config.identity_mask == "score":
+            masks = self.score_masks()
+        elif self.config.identity_mask == "dataset":
+            masks = self.latent_masks(self.dataset_pixel_masks())
+        if self.config.edit_region is not None:
+            region = self.latent_masks(self.region_pixel_masks())
+            masks = region if masks is None else masks * region
+        return masks
 
     def region_pixel_masks(self) -> List[Tensor]:
         """Per training view, ``[H, W]`` bool: the pixels whose camera ray passes through the edit region.
@@ -398,11 +425,10 @@ class IDSEditPipeline(VanillaPipeline):
             )
         return masks
 
-    def latent_masks(self) -> Tensor:
-        """``[views, 1, h, w]`` from the region's or the data's pixel masks: a latent pixel may change when any
-        image pixel under it may."""
+    def latent_masks(self, pixels: List[Tensor]) -> Tensor:
+        """``[views, 1, h, w]`` from per-view pixel masks: a latent pixel may change when any image pixel under
+        it may."""
         h, w = self.source_latents.shape[-2:]
-        pixels = self.region_pixel_masks() if self.config.identity_mask == "region" else self.dataset_pixel_masks()
         pooled = torch.cat([F.adaptive_max_pool2d(m[None, None].float(), (h, w)) for m in pixels])
         return threshold_relevance(pooled, 1.0, floor=0.0, dilation=self.config.mask_dilation)  # 0/1: only dilates
 

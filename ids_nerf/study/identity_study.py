@@ -84,7 +84,7 @@ ARMS: Dict[str, IdentityArm] = {
     "ids-mask-w30": IdentityArm("ids-edit", (*DEMO_IDS, *MASK, *anchor(30)), "IDS, mask, anchor 30"),
     "ids-region-cut": IdentityArm(
         "ids-edit",
-        DEMO_IDS,
+        (*DEMO_IDS, "--pipeline.region-cut", "True", "--pipeline.identity-anchor", "0"),
         "IDS, the edited object's box cuts samples outside it (the region before the mask)",
         region=True,
     ),

@@ -109,8 +109,7 @@ def test_a_region_becomes_a_mask_per_view_instead_of_a_sample_cut(workspace, ns_
         tiny_sd_dir,
         source_run / "nerfstudio_models",
         tmp_path / "r",
-        identity_mask="region",
-        edit_region=(-0.3, -0.3, -0.3, 0.3, 0.3, 0.3),
+        edit_region=(-0.3, -0.3, -0.3, 0.3, 0.3, 0.3),  # alone: --pipeline.identity-mask region is the same
     )
     masks = trainer.pipeline.edit_masks
     assert masks.shape[0] == len(trainer.pipeline.datamanager.train_dataset)
