@@ -1,8 +1,10 @@
 """Region-limited edits: only an axis-aligned box of the scene may change.
 
 The box is given in the dataparser's world coordinates (where the cameras and nerfstudio's scene box
-live; ``ids-nerf scene-bounds`` prints them). The edit's gradient is cut where the scene is outside
-the box, at the finest level the model offers:
+live; ``ids-nerf scene-bounds`` prints them). By default the box is a mask per view: the pixels whose rays
+pass through it (:func:`rays_through_box`; the pipeline holds the rest to the source). With
+``--pipeline.region-cut`` the edit's gradient is also cut where the scene is outside the box, at the
+finest level the model offers:
 - nerfacto: the field's outputs (density and colour) of ray samples outside the box keep their values
   but pass no gradient, so a pixel whose ray misses the box gives none at all, and a ray through the
   box changes only its samples inside. Parameters shared by all samples (the MLPs, hash-table slots
