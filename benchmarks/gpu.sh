@@ -30,9 +30,17 @@ install() {  # install PYTHON SITE WHEEL...: unpack the wheels into SITE, as the
 if [ $SMOKE = 1 ]; then
     VENV=${VENV:-.venv}
     [ -x "$VENV/bin/python" ] || { echo "error: no $VENV/bin/python: run make install, or set VENV" >&2; exit 2; }
+    VENV=$(cd "$VENV" && pwd)
     "$VENV/bin/python" benchmarks/project_wheel.py build --dest .whl || exit 1
-    # the stand-in for the GPU image: .venv's packages without ids-nerf (benchmarks/project_wheel.py)
+    OUT=${OUT:-$PWD/benchmarks/results/gpu-smoke}
+    # the tree as the device tool sends it (tracked and untracked files git does not ignore, and .whl),
+    # so that no egg-info of an editable install gives the stand-in ids-nerf's entry points
     STAND_IN=$(mktemp -d /tmp/ids-smoke-XXXXXX)
+    mkdir "$STAND_IN/tree"
+    git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$STAND_IN/tree" || exit 1
+    cp -r .whl "$STAND_IN/tree/"
+    cd "$STAND_IN/tree" || exit 1
+    # the stand-in for the GPU image: .venv's packages without ids-nerf (benchmarks/project_wheel.py)
     PY=$("$VENV/bin/python" benchmarks/project_wheel.py stand-in "$STAND_IN") || exit 1
     SITE=$STAND_IN/site
     export PYTHONPATH=$STAND_IN/packages
@@ -40,7 +48,6 @@ if [ $SMOKE = 1 ]; then
     export PYTHONPATH=$PWD:$SITE:$STAND_IN/packages
     DEVICE=cpu MODEL=tiny SIZE=32 PRECISIONS=fp32 PLAN_PRECISION=fp32 EDIT_STEPS=2
     SPLAT="--size 16 --views 4 --source-steps 20 --edit-steps 3"
-    OUT=${OUT:-benchmarks/results/gpu-smoke}
 else
     PY=python3 SITE=/tmp/site
     if ! compgen -G ".whl/ids_nerf-*.whl" > /dev/null; then

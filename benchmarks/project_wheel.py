@@ -84,10 +84,11 @@ def stand_in(folder: Path) -> Path:
         if not entry.name.startswith(left_out) and entry.suffix != ".pth":
             (packages / entry.name).symlink_to(entry)
     python = folder / "venv" / "bin" / "python"
-    # as the smoke runs it: from the tree, the tree first on its path
+    # as the smoke runs it: from the tree (gpu.sh's copy of it), the tree first on its path
     probe = "import importlib.metadata as m; print(*[d._path for d in m.distributions() if d.name == 'ids-nerf'])"
-    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(packages)])}
-    found = subprocess.run([str(python), "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    tree = Path.cwd()
+    env = {"PYTHONPATH": os.pathsep.join([str(tree), str(packages)])}
+    found = subprocess.run([str(python), "-c", probe], env=env, cwd=tree, capture_output=True, text=True, check=True)
     if found.stdout.strip():
         raise SystemExit(f"error: the stand-in Python still finds an ids-nerf install ({found.stdout.strip()})")
     return python

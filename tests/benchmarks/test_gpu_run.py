@@ -42,9 +42,11 @@ def _install(wheel_dir: Path, site: Path) -> None:
 
 
 def test_the_built_wheel_declares_pyprojects_methods_and_a_stale_one_is_refused(tmp_path, capsys):
+    egg_info = ROOT / "ids_nerf.egg-info"  # an editable install (make test's) may have left one: it must not change
+    before = egg_info.stat().st_mtime_ns if egg_info.exists() else None
     wheel = project_wheel.build(tmp_path / "wheels")
     assert wheel.name == "ids_nerf-0.1.0-py3-none-any.whl"
-    assert not (ROOT / "ids_nerf.egg-info").exists()  # built from a copy: the tree gains no dist-info
+    assert (egg_info.stat().st_mtime_ns if egg_info.exists() else None) == before  # built from a copy
     site = tmp_path / "site"
     _install(wheel.parent, site)
     assert project_wheel.installed_methods(site) == project_wheel.pyproject_methods()
@@ -61,18 +63,23 @@ def test_the_built_wheel_declares_pyprojects_methods_and_a_stale_one_is_refused(
 
 
 @pytest.mark.slow
-def test_the_stand_in_finds_ids_edit_only_through_the_installed_wheel(tmp_path):
+def test_the_stand_in_finds_ids_edit_only_through_the_installed_wheel(tmp_path, monkeypatch):
     """What the GPU run would hit: the tree on the path finds no ids-edit method; with the wheel
     installed the way gpu.sh installs it, ns-train knows the method."""
+    # the tree as the device tool copies it (gpu.sh's smoke too): without the egg-info an editable install leaves
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "ids_nerf").symlink_to(ROOT / "ids_nerf")
+    monkeypatch.chdir(tree)
     python = project_wheel.stand_in(tmp_path / "stand-in")
     packages = tmp_path / "stand-in" / "packages"
     assert not (packages / "__editable___ids_nerf_0_1_0_finder.py").exists()
     site = tmp_path / "site"
 
     def ns_train(*args: str) -> subprocess.CompletedProcess:
-        env = {"PYTHONPATH": f"{ROOT}:{site}:{packages}", "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
+        env = {"PYTHONPATH": f"{tree}:{site}:{packages}", "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
         command = [str(python), "-m", "ids_nerf.testing.ns_run", "ns-train", *args]
-        return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        return subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True, timeout=300)
 
     without = ns_train("ids-edit")
     assert without.returncode == 2 and "Unrecognized options: ids-edit" in without.stdout + without.stderr
