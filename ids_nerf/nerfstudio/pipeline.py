@@ -374,7 +374,8 @@ class IDSEditPipeline(VanillaPipeline):
     @property
     def mask_kind(self) -> str:
         """Which masks the edit makes: "score", "dataset", "region", "score and region", ...; "" for none."""
-        kinds = [k for k in (self.config.identity_mask,) if k not in ("none", "region")]
+        mode = self.config.identity_mask
+        kinds = [] if mode in ("none", "region") else [mode]  # region: the box's mask, added below
         if self.config.edit_region is not None:
             kinds.append("region")
         return " and ".join(kinds)
