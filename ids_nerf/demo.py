@@ -126,7 +126,8 @@ class Demo:
 
         appearance = read_scene_info(scene)["edited"]
         images = ["--pipeline.oracle-images", str(scene / "appearances" / appearance / "train")]
-        oracle = dataclasses.replace(spec, edit_args=[*spec.edit_args, *images])
+        # a run folder of its own, so runs/<name>/<method>/ holds the edit alone
+        oracle = dataclasses.replace(spec, name=f"{spec.name}-oracle", edit_args=[*spec.edit_args, *images])
         stages.start("oracle: the source fitted to the ground-truth edited views, as the edit runs")
         run = run_edit(oracle, result.source_run, env, stages.progress)
         with open(run.parent.parent / f"eval-{run.name}.log", "w") as log, contextlib.redirect_stdout(log):

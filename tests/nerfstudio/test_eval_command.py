@@ -95,6 +95,8 @@ def test_demo_on_its_smallest_setting(ns_env, tmp_path):
     source_log = (out / "runs" / "demo" / "source.log").read_text()
     assert "Using a non-tuple sequence" in source_log  # kept in the run's log for whoever needs it
     runs = list((out / "runs" / "demo" / "ids-edit").iterdir())
+    assert len(runs) == 1, runs  # the oracle's run has a folder of its own
+    assert len(list((out / "runs" / "demo-oracle" / "ids-edit").iterdir())) == 1
     from PIL import Image
 
     assert Image.open(runs[0] / "eval" / "grid.png").width >= 4 * 192  # upscaled, four labeled columns
