@@ -69,6 +69,7 @@ def nerfacto_edit(method_name: str, fpr_steps: int, diffusion_size=None) -> IDSE
             diffusion_size=diffusion_size,
         ),
         optimizers=nerfacto_edit_optimizers(EDIT_STEPS),
+        use_grad_scaler=True,  # tiny-cuda-nn's fp16 backward: see IDSEditTrainer.train_iteration
         viewer=ViewerConfig(num_rays_per_chunk=1 << 15),
     )
 

@@ -11,7 +11,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Dict, List, Literal, Mapping, Optional, Tuple, Type
+from typing import Any, Callable, ClassVar, Dict, List, Literal, Mapping, Optional, Tuple, Type, Union
 
 import torch
 import torch.nn.functional as F
@@ -454,16 +454,21 @@ class IDSEditPipeline(VanillaPipeline):
             image, _ = self.render_for_edit(index, seed=index)
         return image.detach()
 
-    def render_for_edit(self, index: int, seed: int) -> Tuple[Tensor, Callable[[Tensor], Tensor]]:
+    def render_for_edit(
+        self, index: int, seed: int, loss_scale: Union[float, Tensor] = 1.0
+    ) -> Tuple[Tensor, Callable[[Tensor], Tensor]]:
         """Render view ``index`` for an edit step: ``[1, 3, H, W]`` and a function that takes
-        d loss / d image and backpropagates it into the model (returning any extra loss it adds).
+        d loss / d image and backpropagates it into the model (returning any extra loss it adds, times
+        ``loss_scale``, the trainer's gradient scale: the caller scales d loss / d image by it too).
 
         At :meth:`edit_view_size`. NeRF: ``rendering.render_with_backprop`` (a view larger than one chunk is
         rendered without grad now and re-rendered chunk by chunk with grad in the backward function; a smaller
         one is rendered once, with grad). Subclasses render differently.
         """
         bundle = camera_rays(self.datamanager.train_dataset.cameras, index, self.device, self.edit_view_size(index))
-        proposal = self._proposal_loss if self.config.proposal_loss_mult > 0 else None
+        proposal = None
+        if self.config.proposal_loss_mult > 0:
+            proposal = lambda outputs: self._proposal_loss(outputs) * loss_scale  # noqa: E731
         rgb, backprop = render_with_backprop(self.model, bundle, self.config.render_chunk_rays, seed, proposal)
         return rgb.permute(2, 0, 1)[None], lambda grad_image: backprop(grad_image[0].permute(1, 2, 0))
 
@@ -541,12 +546,16 @@ class IDSEditPipeline(VanillaPipeline):
         generator = torch.Generator().manual_seed(self.config.seed * 7919 + slot // count)
         return int(torch.randperm(count, generator=generator)[slot % count])
 
-    def edit_step(self, step: int, timed: bool = True) -> Tuple[Dict[str, Tensor], Dict[str, Any], bool]:
+    def edit_step(
+        self, step: int, timed: bool = True, loss_scale: Union[float, Tensor] = 1.0
+    ) -> Tuple[Dict[str, Tensor], Dict[str, Any], bool]:
         """Render a view, score it against its source latent with IDS, backpropagate into the NeRF.
 
         Returns ``(loss_dict, metrics_dict, applied)``; gradients are left in the parameters'
-        ``.grad``; ``applied`` is False when the step was skipped for a non-finite loss. ``timed``: time
-        the step's parts (``ids/ms_*``), synchronising CUDA at each; the trainer asks on logged steps only.
+        ``.grad``, times ``loss_scale`` (the trainer's gradient scaler: a half-precision field's backward
+        would flush most of them to zero unscaled; docs/performance.md); ``applied`` is False when the step
+        was skipped for a non-finite loss. ``timed``: time the step's parts (``ids/ms_*``), synchronising
+        CUDA at each; the trainer asks on logged steps only.
         """
         if self.guidance is None or self.source_latents.numel() == 0:
             raise RuntimeError("begin the edit first: the trainer loads the diffusion model and source latents")
@@ -557,14 +566,14 @@ class IDSEditPipeline(VanillaPipeline):
         render_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
 
         clock = _StepClock(self.device, timed)
-        rendered, backprop = self.render_for_edit(index, render_seed)
+        rendered, backprop = self.render_for_edit(index, render_seed, loss_scale)
         clock.lap("render")
         stale = self.stale_watch.observe(step, index, rendered)
         if stale:
             raise UserError(stale)
         image = rendered.detach().requires_grad_(True)
         if self.config.oracle_images is not None:
-            return self._oracle_step(step, index, image, backprop, clock)
+            return self._oracle_step(step, index, image, backprop, clock, loss_scale)
         with torch.enable_grad():
             z_trg = self.encode(image)
             clock.lap("encode")
@@ -613,7 +622,7 @@ class IDSEditPipeline(VanillaPipeline):
             return {"ids_loss": loss.detach().new_zeros(())}, metrics, self._skip(step)
         self.nonfinite_in_a_row = 0
 
-        extra_loss = backprop(grad_image)
+        extra_loss = backprop(grad_image * loss_scale) / loss_scale
         clock.lap("render_backward")
         metrics.update(clock.metrics())
 
@@ -636,7 +645,7 @@ class IDSEditPipeline(VanillaPipeline):
             self._oracle[index] = read_rgb_on_white(path)[None].to(self.device)
         return self._oracle[index]
 
-    def _oracle_step(self, step: int, index: int, image: Tensor, backprop, clock: "_StepClock"):
+    def _oracle_step(self, step: int, index: int, image: Tensor, backprop, clock: "_StepClock", loss_scale=1.0):
         """The oracle's step: the mean squared error to the edited training image, backpropagated as an
         edit's (the same views, renders and optimizer); the score model is not used."""
         target = self.oracle_image(index)
@@ -648,7 +657,7 @@ class IDSEditPipeline(VanillaPipeline):
         with torch.enable_grad():
             loss = F.mse_loss(image, target)
             (grad_image,) = torch.autograd.grad(loss, image)
-        extra_loss = backprop(grad_image)
+        extra_loss = backprop(grad_image * loss_scale) / loss_scale
         clock.lap("render_backward")
         metrics = {"ids/view": index, "oracle/psnr": float(-10 * torch.log10(loss.detach().clamp_min(1e-10)))}
         return {"oracle_loss": loss.detach(), "model_loss": extra_loss}, metrics, True

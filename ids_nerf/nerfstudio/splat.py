@@ -109,7 +109,8 @@ class SplatfactoHooks:
 class IDSSplatEditPipeline(IDSEditPipeline):
     config: IDSSplatEditPipelineConfig
 
-    def render_for_edit(self, index: int, seed: int) -> Tuple[Tensor, Callable[[Tensor], Tensor]]:
+    def render_for_edit(self, index: int, seed: int, loss_scale=1.0) -> Tuple[Tensor, Callable[[Tensor], Tensor]]:
+        # no extra loss to scale: gsplat's backward runs in fp32, so the trainer's scale stays 1
         camera = self.datamanager.train_dataset.cameras[index : index + 1].to(self.device)
         camera = resized_camera(camera, self.edit_view_size(index))
         camera.metadata = {"cam_idx": index}  # splatfacto's pose refinement looks the camera up by it

@@ -34,6 +34,9 @@ from ids_nerf.nerfstudio.memory_plan import plan_edit_memory
 from ids_nerf.nerfstudio.optimizers import sgd_groups
 from ids_nerf.nerfstudio.pipeline import IDSEditPipeline, IDSEditPipelineConfig, validate_edit_config
 
+INITIAL_LOSS_SCALE = 2.0**20
+"""The gradient scaler's first scale on CUDA (it halves on an overflow and doubles after 2000 clean steps)."""
+
 
 @dataclass
 class IDSEditTrainerConfig(TrainerConfig):
@@ -76,6 +79,14 @@ class IDSEditTrainerConfig(TrainerConfig):
 class IDSEditTrainer(Trainer):
     config: IDSEditTrainerConfig
     pipeline: IDSEditPipeline
+
+    def __init__(self, config: IDSEditTrainerConfig, local_rank: int = 0, world_size: int = 1) -> None:
+        if config.machine.device_type != "cuda":
+            config.use_grad_scaler = False  # nerfstudio's GradScaler is CUDA's: elsewhere it warns and does nothing
+        super().__init__(config, local_rank, world_size)
+        # nerfstudio's scaler starts at 2^16; an edit's largest field gradient measured 8.2e-3 (docs/performance.md):
+        # 2^20 keeps it at 8.6e3, below fp16's 65504, and lifts the median 16 times further from the flush
+        self.grad_scaler = torch.amp.GradScaler("cuda", init_scale=INITIAL_LOSS_SCALE, enabled=self.use_grad_scaler)
 
     def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
         try:
@@ -153,6 +164,8 @@ class IDSEditTrainer(Trainer):
             self.optimizers.load_optimizers(state["optimizers"])
             if "schedulers" in state:
                 self.optimizers.load_schedulers(state["schedulers"])
+            if state.get("scalers") and self.grad_scaler.is_enabled():  # empty when saved disabled
+                self.grad_scaler.load_state_dict(state["scalers"])
             self._start_step = state["step"] + 1
             CONSOLE.print(f"Resuming the edit from {self._checkpoint_path} (step {state['step']})")
             return
@@ -220,13 +233,23 @@ class IDSEditTrainer(Trainer):
     # ---- step ----------------------------------------------------------------------------------
     def train_iteration(self, step: int):
         """One edit step; the pipeline backpropagates itself, chunk by chunk. Its parts are timed on the
-        steps nerfstudio logs (as its ``train`` decides), where timing is worth a CUDA synchronisation."""
+        steps nerfstudio logs (as its ``train`` decides), where timing is worth a CUDA synchronisation.
+
+        With ``--use-grad-scaler`` (on for NeRF edits; it acts on CUDA only, as nerfstudio's own) the
+        backward is scaled by nerfstudio's GradScaler and unscaled before each optimizer's step, which
+        it skips, lowering the scale, when a gradient overflowed: tiny-cuda-nn's hash grid backpropagates
+        in fp16, below whose range most of an edit's gradients fall (docs/performance.md)."""
         self.optimizers.zero_grad_all()
         timed = step_check(step, self.config.logging.steps_per_log, run_at_zero=True)
-        loss_dict, metrics_dict, applied = self.pipeline.edit_step(step, timed=timed)
+        # scale() of a one also starts the scaler's state; disabled, it returns the one itself
+        loss_scale = self.grad_scaler.scale(torch.ones((), device=self.device))
+        loss_dict, metrics_dict, applied = self.pipeline.edit_step(step, timed=timed, loss_scale=loss_scale)
         if applied:
-            self.optimizers.optimizer_step_all()
-            self.optimizers.scheduler_step_all(step)
+            scale = self.grad_scaler.get_scale()
+            self.optimizers.optimizer_scaler_step_all(self.grad_scaler)
+            self.grad_scaler.update()
+            if scale <= self.grad_scaler.get_scale():  # lowered: the step was skipped, so is the schedule's
+                self.optimizers.scheduler_step_all(step)
         loss = sum(loss_dict.values(), torch.zeros((), device=self.device))
         return loss, loss_dict, metrics_dict
 

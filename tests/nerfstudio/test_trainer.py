@@ -147,14 +147,16 @@ def test_edit_steps_are_timed_on_the_steps_nerfstudio_logs_only():
 
     timed = []
 
-    def edit_step(step, timed_now):
+    def edit_step(step, timed_now, loss_scale):
+        assert float(loss_scale) == 1.0  # the scaler is off
         timed.append(timed_now)
         return {"ids_loss": torch.zeros(())}, {}, False
 
     fake = SimpleNamespace(
         config=SimpleNamespace(logging=SimpleNamespace(steps_per_log=10)),
         optimizers=SimpleNamespace(zero_grad_all=lambda: None),
-        pipeline=SimpleNamespace(edit_step=lambda step, timed: edit_step(step, timed)),
+        pipeline=SimpleNamespace(edit_step=lambda step, timed, loss_scale: edit_step(step, timed, loss_scale)),
+        grad_scaler=torch.amp.GradScaler("cpu", enabled=False),
         device="cpu",
     )
     for step in range(25):
