@@ -39,6 +39,8 @@ VARIANTS = {
     "train-embedding": {"pipeline.train_appearance_embedding": True},
     "jitter": {"pipeline.deterministic_sampling": False},
     "identity-mask": {"pipeline.identity_mask": "score"},
+    "identity-mask-cfg1": {"pipeline.identity_mask": "score", "pipeline.guidance_scale": 1.0},
+    "cfg-1": {"pipeline.guidance_scale": 1.0},
 }
 
 

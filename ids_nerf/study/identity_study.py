@@ -107,6 +107,11 @@ ARMS: Dict[str, IdentityArm] = {
         (*DEMO_IDS, *MASK, *anchor(10), "--pipeline.guidance-scale", "1"),
         "IDS with the score's mask, anchor 10, no CFG (the exact model's conditional score as it is)",
     ),
+    "dds-mask-cfg1": IdentityArm(
+        "dds-edit",
+        (*MASK, *anchor(10), "--pipeline.guidance-scale", "1"),
+        "DDS with the score's mask, anchor 10, no CFG",
+    ),
     "ids-mask-lr3e-3": IdentityArm(
         "ids-edit",
         (*DEMO_IDS, *MASK, *anchor(10), *("--optimizers.fields.optimizer.lr", "3e-3")),
