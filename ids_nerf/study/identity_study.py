@@ -107,6 +107,11 @@ ARMS: Dict[str, IdentityArm] = {
         (*DEMO_IDS, *MASK, *anchor(10), "--pipeline.guidance-scale", "1"),
         "IDS with the score's mask, anchor 10, no CFG (the exact model's conditional score as it is)",
     ),
+    "ids-mask-cfg1-t600": IdentityArm(
+        "ids-edit",
+        (*DEMO_IDS, *MASK, *anchor(10), "--pipeline.guidance-scale", "1", "--pipeline.max-step", "600"),
+        "IDS with the score's mask, anchor 10, no CFG, t below 600 (where the posteriors blur views less)",
+    ),
     "dds-mask-cfg1": IdentityArm(
         "dds-edit",
         (*MASK, *anchor(10), "--pipeline.guidance-scale", "1"),
