@@ -238,6 +238,7 @@ class IDSEditPipeline(VanillaPipeline):
         # [views, 1, h, w] in [0, 1] with --pipeline.identity-mask (empty without): saved like the latents
         self.register_buffer("edit_masks", torch.empty(0), persistent=True)
         self._oracle: Dict[int, Tensor] = {}
+        self._region_pixel_masks: Optional[List[Tensor]] = None  # traced for the start-up check, kept for the masks
         # the source checkpoint's step, for models whose schedules run on their own step counter
         self.register_buffer("source_model_step", torch.zeros((), dtype=torch.long), persistent=True)
         self.guidance: Optional[ScoreModel] = None
@@ -395,6 +396,8 @@ class IDSEditPipeline(VanillaPipeline):
     def region_pixel_masks(self) -> List[Tensor]:
         """Per training view, ``[H, W]`` bool: the pixels whose camera ray passes through the edit region.
         Refused in one line when no view sees the region (called before the diffusion model loads)."""
+        if self._region_pixel_masks is not None:
+            return self._region_pixel_masks
         cameras = self.datamanager.train_dataset.cameras
         masks = []
         for index in range(len(cameras)):
@@ -406,6 +409,7 @@ class IDSEditPipeline(VanillaPipeline):
                 f"--pipeline.edit-region {given} is seen by no training view; give a box inside the scene "
                 "(ids-nerf scene-bounds --config SOURCE/config.yml prints the scene's)"
             )
+        self._region_pixel_masks = masks
         return masks
 
     def dataset_pixel_masks(self) -> List[Tensor]:

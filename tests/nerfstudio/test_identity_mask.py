@@ -102,7 +102,14 @@ def test_rays_through_a_box():
 
 
 @pytest.mark.slow
-def test_a_region_becomes_a_mask_per_view_instead_of_a_sample_cut(workspace, ns_env, tiny_sd_dir, source_run, tmp_path):
+def test_a_region_becomes_a_mask_per_view_instead_of_a_sample_cut(
+    workspace, ns_env, tiny_sd_dir, source_run, tmp_path, monkeypatch
+):
+    import ids_nerf.nerfstudio.pipeline as pipeline_module
+
+    traced = []
+    trace = pipeline_module.rays_through_box
+    monkeypatch.setattr(pipeline_module, "rays_through_box", lambda *a: traced.append(1) or trace(*a))
     trainer = edit_trainer(
         "ids-edit",
         workspace,
@@ -115,6 +122,7 @@ def test_a_region_becomes_a_mask_per_view_instead_of_a_sample_cut(workspace, ns_
     assert masks.shape[0] == len(trainer.pipeline.datamanager.train_dataset)
     assert 0 < float(masks.mean()) < 1 and all(m.any() for m in masks)  # every view sees the scene's centre
     assert "forward" not in vars(trainer.pipeline.model.field)  # no sample gating on top of the mask
+    assert len(traced) == masks.shape[0]  # each view's rays traced once: the start-up check's are kept
 
 
 @pytest.mark.slow
