@@ -157,3 +157,15 @@ def test_missing_or_incomplete_folders_are_one_line(learned_dir, tmp_path):
     (tmp_path / "other" / "model_index.json").write_text('{"kind": "something-else"}')
     with pytest.raises(ModelUnavailableError, match="not a learned score model"):
         load_guidance(f"learned:{tmp_path / 'other'}")
+
+
+def test_the_recorded_command_repeats_the_run(learned_dir):
+    import shlex
+
+    import tyro
+
+    from ids_nerf.cli.main import _subcommands
+
+    record = json.loads((learned_dir / "training.json").read_text())
+    config = tyro.extras.subcommand_cli_from_dict(_subcommands(), args=shlex.split(record["command"])[1:])
+    assert {**vars(config.settings()), "channels": list(config.channels)} == record["settings"]
