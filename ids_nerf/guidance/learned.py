@@ -87,7 +87,9 @@ class LearnedScoreGuidance:
         device: str | torch.device = "cpu",
     ) -> None:
         self._device = torch.device(device)
-        self.unet = unet.to(self._device, torch.float32).eval().requires_grad_(False)
+        if unet.dtype != torch.float32:  # a dtype passed to diffusers' ``to`` warns, even fp32 on fp32
+            unet = unet.float()
+        self.unet = unet.to(self._device).eval().requires_grad_(False)
         self.caption_encoder: Optional[CaptionEncoder] = caption_encoder.to(self._device).eval().requires_grad_(False)
         self.vocabulary = caption_encoder.config.vocabulary
         self.codec = PixelCodec(1)
