@@ -18,18 +18,28 @@ def check_output_free(out: Path, flag: str = "--out") -> None:
 
 
 @contextlib.contextmanager
-def staged_output_dir(out: Path, flag: str = "--out") -> Iterator[Path]:
+def staged_output_dir(out: Path, flag: str = "--out", replace: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling folder and move it to ``out`` only when the block succeeds.
 
     A failed or interrupted run leaves ``out`` as it was (absent or empty) and removes its partial files.
+    ``replace``: ``out`` may hold an earlier result (the caller has checked what it is); it is swapped for the
+    new one only when the block succeeds, and kept whole otherwise.
     """
-    check_output_free(out, flag)
+    if not replace:
+        check_output_free(out, flag)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
         yield staging
+        if replace and out.exists():
+            old = out.parent / f".{out.name}.replaced-{os.getpid()}"
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)  # two renames: ``out`` is never half old, half new
+            staging.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+            return
         check_output_free(out, flag)  # someone may have written there meanwhile
         if out.exists():
             out.rmdir()

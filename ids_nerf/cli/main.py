@@ -18,6 +18,7 @@ def _subcommands() -> dict:
     from ids_nerf.cli.run_edits import RunEdits
     from ids_nerf.cli.scene_bounds import SceneBounds
     from ids_nerf.cli.suite import RunSuite
+    from ids_nerf.cli.train_score_model import TrainScoreModel
     from ids_nerf.demo import Demo
     from ids_nerf.evaluation.evaluate import EvalRuns
     from ids_nerf.image_editing import EditImageConfig
@@ -40,6 +41,7 @@ def _subcommands() -> dict:
         "identity-3d": IdentityStudy,
         "make-scene": MakeScene,
         "make-tiny-sd": MakeTinySD,
+        "train-score-model": TrainScoreModel,
     }
 
 

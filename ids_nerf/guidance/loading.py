@@ -148,9 +148,13 @@ def load_guidance(
     vae_precision: VaePrecision = "same",
 ) -> ScoreModel:
     """The score model named by ``model``: ``exact:SCENE`` for the exact-score verification model
-    (see :mod:`ids_nerf.guidance.exact`), otherwise a Stable Diffusion hub id or folder."""
+    (see :mod:`ids_nerf.guidance.exact`), ``learned:FOLDER`` or ``learned:default`` for the learned one (see
+    :mod:`ids_nerf.guidance.learned`; fp32 whatever ``precision``), otherwise a Stable Diffusion hub id or folder."""
     from ids_nerf.guidance.exact import EXACT_PREFIX, load_exact_score
+    from ids_nerf.guidance.learned import LEARNED_PREFIX, load_learned
 
     if model.startswith(EXACT_PREFIX):
         return load_exact_score(model, device, guidance_scale, min_step, max_step)
+    if model.startswith(LEARNED_PREFIX):
+        return load_learned(model, device, guidance_scale, min_step, max_step)
     return load_stable_diffusion(model, precision, device, guidance_scale, min_step, max_step, vae_precision)

@@ -170,11 +170,12 @@ def estimate_diffusion_memory(
     """Bytes the diffusion model ``model`` (a diffusers folder or a cached hub id) needs at ``precision``
     (fp32, fp16, bf16) for edit steps on views of ``view`` (H, W) pixels, resized as the edit resizes
     them (short side ``diffusion_size``, default the model's native size), counted from its configs alone.
-    The exact-score model (``exact:SCENE``) has no weights and image-sized steps: counted as nothing."""
+    The exact-score model (``exact:SCENE``) has no weights and image-sized steps: counted as nothing; so is the
+    learned one (``learned:FOLDER``: a few MB of weights, steps on 32-pixel images)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.utils.flop_counter import FlopCounterMode
 
-    if model.startswith("exact:"):
+    if model.startswith(("exact:", "learned:")):
         return DiffusionMemory(0, 0, 0, 0)
     unet_config, vae_config, text_config = _configs(model)
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]

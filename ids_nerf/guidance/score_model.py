@@ -1,5 +1,6 @@
 """The interface every score model of an edit has: Stable Diffusion (:class:`StableDiffusionGuidance`)
-and the exact-score verification model (:class:`ExactScoreGuidance`) both satisfy it."""
+and the two verification models, exact-score (:class:`ExactScoreGuidance`) and learned
+(:class:`LearnedScoreGuidance`), all satisfy it."""
 
 from __future__ import annotations
 

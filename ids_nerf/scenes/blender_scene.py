@@ -11,14 +11,19 @@ each, :data:`EDITED_OBJECT` the object each one changes): the ball's color, or t
 its sides, a texture edit of an object that stands on the table next to the ball). :func:`trace_view` gives the
 per-pixel object id and z-depth; ``ids_nerf.scenes.edit_scene`` writes them with the appearances as an edit scene
 with ground truth.
+
+Positions and colors are parameters (:class:`Layout`, :class:`Look`) so that ``ids_nerf.scenes.random_scenes``
+can draw other scenes with the same ray tracer; their defaults (:data:`LAYOUT`, :func:`appearance_look`) are the
+fixed evaluation scene, rendered exactly as before they were parameters.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Tuple
+from typing import Dict, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -49,6 +54,43 @@ STRIPE_COLOR = np.array([0.95, 0.85, 0.15])
 STRIPE_HEIGHT = 0.125  # world units: the 0.5-high box shows 4 bands, 2 of them yellow (about 1.5 px each at 32 px)
 LIGHT = np.array([0.4, -0.5, 0.77]) / np.linalg.norm([0.4, -0.5, 0.77])
 SUPERSAMPLE = 2
+RGB = Tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the ball and the box stand, in world units (the table is the disc z = 0, |xy| <= DISC_RADIUS)."""
+
+    sphere_center: Tuple[float, float, float]
+    """Ball centre (x, y, z); z = sphere_radius puts it on the table."""
+    sphere_radius: float
+    """Ball radius (> 0)."""
+    box_min: Tuple[float, float, float]
+    """Axis-aligned box's lower corner; z = 0 puts it on the table (the stripes are counted from z = 0)."""
+    box_max: Tuple[float, float, float]
+    """Axis-aligned box's upper corner (each coordinate above box_min's)."""
+
+
+@dataclass(frozen=True)
+class Look:
+    """Object colors (linear RGB in [0, 1], before shading); the table keeps its grey checker."""
+
+    ball: RGB
+    box: RGB
+    stripes: Optional[RGB] = None
+    """Color of the box sides' horizontal bands (see :data:`STRIPE_HEIGHT`); None: a plain box."""
+
+
+LAYOUT = Layout(tuple(SPHERE_CENTER), SPHERE_RADIUS, tuple(BOX_MIN), tuple(BOX_MAX))
+"""The fixed evaluation layout: every appearance, the demo, the studies and the tests use it."""
+
+
+def appearance_look(name: str) -> Look:
+    """The colors of appearance ``name`` (a key of :data:`APPEARANCES`)."""
+    if name not in APPEARANCES:
+        raise ValueError(f"appearance must be one of {sorted(APPEARANCES)}, not {name!r}")
+    stripes = tuple(STRIPE_COLOR) if name in STRIPED_BOX else None
+    return Look(SPHERE_COLORS.get(name, SPHERE_COLORS["source"]), tuple(BOX_COLOR), stripes)
 
 
 def look_at(position: np.ndarray) -> np.ndarray:
@@ -77,22 +119,24 @@ def camera_poses(count: int, rng: np.random.Generator) -> list[np.ndarray]:
     return poses
 
 
-def _hit_sphere(origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _hit_sphere(origin: np.ndarray, dirs: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     """Distance along each ray to the sphere (inf on a miss) and the unit normal there."""
-    oc = origin - SPHERE_CENTER
+    center, radius = np.asarray(layout.sphere_center, dtype=float), layout.sphere_radius
+    oc = origin - center
     b = dirs @ oc
-    disc = b**2 - (oc @ oc - SPHERE_RADIUS**2)
+    disc = b**2 - (oc @ oc - radius**2)
     t = np.where(disc >= 0.0, -b - np.sqrt(np.maximum(disc, 0.0)), np.inf)
     t = np.where(t > 0.0, t, np.inf)
-    normal = (origin + np.where(np.isfinite(t), t, 0.0)[:, None] * dirs - SPHERE_CENTER) / SPHERE_RADIUS
+    normal = (origin + np.where(np.isfinite(t), t, 0.0)[:, None] * dirs - center) / radius
     return t, normal
 
 
-def _hit_box(origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _hit_box(origin: np.ndarray, dirs: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     """Distance along each ray to the axis-aligned box (slab method; inf on a miss) and the face normal."""
+    box_min, box_max = np.asarray(layout.box_min, dtype=float), np.asarray(layout.box_max, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = 1.0 / dirs
-        t0, t1 = (BOX_MIN - origin) * inv, (BOX_MAX - origin) * inv
+        t0, t1 = (box_min - origin) * inv, (box_max - origin) * inv
     t_near = np.minimum(t0, t1)
     enter, exit_ = t_near.max(axis=1), np.maximum(t0, t1).min(axis=1)
     t = np.where((enter <= exit_) & (enter > 0.0), enter, np.inf)
@@ -112,7 +156,7 @@ def _hit_disc(origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndar
     return t, point
 
 
-def _trace(c2w: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _trace(c2w: np.ndarray, n: int, layout: Layout = LAYOUT) -> Tuple[np.ndarray, ...]:
     """Cast one ray through each pixel centre of an ``n`` x ``n`` image (nerfstudio's pinhole model for a Blender
     scene: focal 0.5 n / tan(0.5 CAMERA_ANGLE_X), principal point at the image centre).
 
@@ -127,8 +171,8 @@ def _trace(c2w: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
     dirs = (dirs_cam / cam_norm[:, None]) @ c2w[:3, :3].T
     origin = c2w[:3, 3]
 
-    t_sphere, n_sphere = _hit_sphere(origin, dirs)
-    t_box, n_box = _hit_box(origin, dirs)
+    t_sphere, n_sphere = _hit_sphere(origin, dirs, layout)
+    t_box, n_box = _hit_box(origin, dirs, layout)
     t_disc, p_disc = _hit_disc(origin, dirs)
     t_all = np.stack([t_sphere, t_box, t_disc])
     nearest = t_all.argmin(axis=0)
@@ -139,7 +183,7 @@ def _trace(c2w: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
 
     p_box = origin + np.where(np.isfinite(t_box), t_box, 0.0)[:, None] * dirs
     # odd bands by height, on the sides only (the top face sits exactly on a band edge: keep it plain)
-    side = p_box[:, 2] < BOX_MAX[2] - 1e-6
+    side = p_box[:, 2] < layout.box_max[2] - 1e-6
     stripe = (ids == BOX) & side & (np.floor(p_box[:, 2] / STRIPE_HEIGHT) % 2 == 1)
     checker = (np.floor(p_disc[:, 0] * 4.0) + np.floor(p_disc[:, 1] * 4.0)) % 2
     disc_color = np.where(checker[:, None] > 0, 0.75, 0.55) * np.ones(3)
@@ -149,10 +193,10 @@ def _trace(c2w: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
     return ids, depth, shade, disc_color, stripe
 
 
-def trace_view(c2w: np.ndarray, size: int) -> Tuple[np.ndarray, np.ndarray]:
+def trace_view(c2w: np.ndarray, size: int, layout: Layout = LAYOUT) -> Tuple[np.ndarray, np.ndarray]:
     """Object ids (``size`` x ``size`` uint8, see :data:`OBJECT_IDS`) and float32 z-depth (distance along the camera's
     -Z axis to the first hit, 0 where nothing is hit), both at pixel centres without supersampling."""
-    ids, depth, _, _, _ = _trace(c2w, size)
+    ids, depth, _, _, _ = _trace(c2w, size, layout)
     return ids.reshape(size, size), depth.reshape(size, size).astype(np.float32)
 
 
@@ -162,17 +206,22 @@ def render_views(c2w: np.ndarray, size: int, appearances: Iterable[str]) -> Dict
     The geometry is traced once; alpha (the covered fraction of each pixel) is the same for every appearance, and
     colors are the mean over the covered subsamples (straight alpha; black where alpha is 0).
     """
+    return render_looks(c2w, size, {name: appearance_look(name) for name in appearances})
+
+
+def render_looks(
+    c2w: np.ndarray, size: int, looks: Mapping[str, Look], layout: Layout = LAYOUT
+) -> Dict[str, np.ndarray]:
+    """:func:`render_views` for any colors (``looks``: name -> :class:`Look`) and any :class:`Layout`."""
     n = size * SUPERSAMPLE
-    ids, _, shade, disc_color, stripe = _trace(c2w, n)
+    ids, _, shade, disc_color, stripe = _trace(c2w, n, layout)
     images = {}
-    for name in appearances:
-        if name not in APPEARANCES:
-            raise ValueError(f"appearance must be one of {sorted(APPEARANCES)}, not {name!r}")
+    for name, look in looks.items():
         palette = np.zeros((4, 3))
-        palette[BALL], palette[BOX] = SPHERE_COLORS.get(name, SPHERE_COLORS["source"]), BOX_COLOR
+        palette[BALL], palette[BOX] = look.ball, look.box
         albedo = np.where((ids == TABLE)[:, None], disc_color, palette[ids])
-        if name in STRIPED_BOX:
-            albedo = np.where(stripe[:, None], STRIPE_COLOR, albedo)
+        if look.stripes is not None:
+            albedo = np.where(stripe[:, None], np.asarray(look.stripes, dtype=float), albedo)
         hit = (ids != BACKGROUND).astype(float)[:, None]
         blocks = np.concatenate([albedo * shade[:, None] * hit, hit], axis=1)
         sums = blocks.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE, 4).sum(axis=(1, 3))
