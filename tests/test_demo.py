@@ -27,3 +27,12 @@ def test_a_cpu_demo_trains_the_cpu_recipe(monkeypatch, captions, tmp_path):
     args = Demo().edit_spec(tmp_path).source_args
     assert args[:2] == ["--machine.device-type", "cpu"]
     assert " ".join(CPU_NERFACTO) in " ".join(args)
+
+
+@pytest.mark.parametrize(
+    "model, given, expected",
+    [("exact", None, "1"), ("stable-diffusion-v1-5/stable-diffusion-v1-5", None, "7.5"), ("exact", 3.0, "3")],
+)
+def test_the_exact_model_edits_without_cfg_unless_asked(captions, tmp_path, model, given, expected):
+    args = Demo(model=model, guidance_scale=given).edit_spec(tmp_path).edit_args
+    assert args[args.index("--pipeline.guidance-scale") + 1] == expected
