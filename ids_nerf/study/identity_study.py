@@ -102,6 +102,7 @@ ARMS: Dict[str, IdentityArm] = {
         (*DEMO_IDS, *MASK, *anchor(10), "--pipeline.guidance-scale", "3"),
         "IDS with the score's mask, anchor 10, CFG 3 (less overshoot on the edited object)",
     ),
+    "ids-cfg1": IdentityArm("ids-edit", (*DEMO_IDS, "--pipeline.guidance-scale", "1"), "IDS without a mask, no CFG"),
     "ids-mask-cfg1": IdentityArm(
         "ids-edit",
         (*DEMO_IDS, *MASK, *anchor(10), "--pipeline.guidance-scale", "1"),
