@@ -36,3 +36,12 @@ def test_a_cpu_demo_trains_the_cpu_recipe(monkeypatch, captions, tmp_path):
 def test_the_exact_model_edits_without_cfg_unless_asked(captions, tmp_path, model, given, expected):
     args = Demo(model=model, guidance_scale=given).edit_spec(tmp_path).edit_args
     assert args[args.index("--pipeline.guidance-scale") + 1] == expected
+
+
+@pytest.mark.parametrize(
+    "model, given, expected",
+    [("exact", None, "600"), ("stable-diffusion-v1-5/stable-diffusion-v1-5", None, "949"), ("exact", 900, "900")],
+)
+def test_the_exact_model_draws_t_below_600_unless_asked(captions, tmp_path, model, given, expected):
+    args = Demo(model=model, max_step=given).edit_spec(tmp_path).edit_args
+    assert args[args.index("--pipeline.max-step") + 1] == expected
