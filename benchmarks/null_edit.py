@@ -41,6 +41,7 @@ VARIANTS = {
     "identity-mask": {"pipeline.identity_mask": "score"},
     "identity-mask-cfg1": {"pipeline.identity_mask": "score", "pipeline.guidance_scale": 1.0},
     "cfg-1": {"pipeline.guidance_scale": 1.0},
+    "demo": {"pipeline.identity_mask": "score", "pipeline.guidance_scale": 1.0, "pipeline.max_step": 600},
 }
 
 
