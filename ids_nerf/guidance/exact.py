@@ -65,7 +65,34 @@ def posterior_mean(z_t: Tensor, a_t: Tensor, support: Tensor) -> Tensor:
     return (weights @ support.flatten(1).to(z_t.dtype)).reshape(z_t.shape)
 
 
-class ExactScoreGuidance:
+class PixelSpaceModel:
+    """What the two verification models share: fp32 on one device, a pixel codec for latents, SD 1.x's noise
+    schedule and the edit's timestep range. Subclasses set the attributes in their ``__init__``."""
+
+    codec: PixelCodec
+    min_step: int
+    max_step: int
+    _device: torch.device
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32
+
+    def sample_timesteps(self, batch_size: int, generator: Optional[torch.Generator] = None) -> Tensor:
+        return sample_timesteps(batch_size, self.min_step, self.max_step, generator, self.device)
+
+    def encode(self, images: Tensor) -> Tensor:
+        return self.codec.encode(images)
+
+    def decode(self, latents: Tensor) -> Tensor:
+        return self.codec.decode(latents).float()
+
+
+class ExactScoreGuidance(PixelSpaceModel):
     """The closed-form score of finite image sets, behind the same interface as Stable Diffusion's.
 
     Args:
@@ -99,14 +126,6 @@ class ExactScoreGuidance:
         self.aliases = aliases or {}
         self._device = torch.device(device)
 
-    @property
-    def device(self) -> torch.device:
-        return self._device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return torch.float32
-
     def embed_prompt(self, prompt: str) -> Tensor:
         """The caption's index as a ``[1]`` tensor: the condition this model understands."""
         caption = self.aliases.get(prompt.strip(), prompt.strip())
@@ -135,15 +154,6 @@ class ExactScoreGuidance:
             eps_u = (x - a_t.sqrt() * posterior_mean(x, a_t, self.union)) / (1 - a_t).sqrt()
             eps_c = classifier_free_guidance(eps_u, eps_c, self.guidance_scale)
         return eps_c.to(z_t.device, z_t.dtype)
-
-    def sample_timesteps(self, batch_size: int, generator: Optional[torch.Generator] = None) -> Tensor:
-        return sample_timesteps(batch_size, self.min_step, self.max_step, generator, self.device)
-
-    def encode(self, images: Tensor) -> Tensor:
-        return self.codec.encode(images)
-
-    def decode(self, latents: Tensor) -> Tensor:
-        return self.codec.decode(latents).float()
 
 
 def load_exact_score(

@@ -28,11 +28,11 @@ from typing import Dict, Optional, Sequence
 import torch
 from torch import Tensor
 
-from ids_nerf.core import classifier_free_guidance, sample_timesteps, sd_alphas_cumprod
+from ids_nerf.core import classifier_free_guidance, sd_alphas_cumprod
 from ids_nerf.core.defaults import GUIDANCE_SCALE, MAX_STEP, MIN_STEP
 from ids_nerf.errors import ModelUnavailableError
 from ids_nerf.guidance.captions import CaptionEncoder, CaptionEncoderConfig
-from ids_nerf.guidance.exact import PixelCodec
+from ids_nerf.guidance.exact import PixelCodec, PixelSpaceModel
 
 LEARNED_PREFIX = "learned:"
 KIND = "ids-nerf-learned"
@@ -74,7 +74,7 @@ def build_unet(size: int, channels: Sequence[int], layers_per_block: int, cross_
     )
 
 
-class LearnedScoreGuidance:
+class LearnedScoreGuidance(PixelSpaceModel):
     """The learned model behind the :class:`~ids_nerf.guidance.score_model.ScoreModel` interface (fp32)."""
 
     def __init__(
@@ -100,14 +100,6 @@ class LearnedScoreGuidance:
         self.min_step, self.max_step = min_step, max_step
         self.alphas_cumprod = sd_alphas_cumprod().float()
         self._prompt_cache: Dict[str, Tensor] = {}
-
-    @property
-    def device(self) -> torch.device:
-        return self._device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return torch.float32
 
     def embed_prompt(self, prompt: str) -> Tensor:
         """``[1, max_words, dim]`` hidden states of ``prompt`` (cached); ``""`` is the unconditional one."""
@@ -148,15 +140,6 @@ class LearnedScoreGuidance:
             ).chunk(2)
             eps = classifier_free_guidance(eps_uncond, eps_cond, self.guidance_scale)
         return eps.to(z_t.device, z_t.dtype)
-
-    def sample_timesteps(self, batch_size: int, generator: Optional[torch.Generator] = None) -> Tensor:
-        return sample_timesteps(batch_size, self.min_step, self.max_step, generator, self.device)
-
-    def encode(self, images: Tensor) -> Tensor:
-        return self.codec.encode(images)
-
-    def decode(self, latents: Tensor) -> Tensor:
-        return self.codec.decode(latents).float()
 
 
 def save_learned(folder: Path, unet, caption_encoder: CaptionEncoder, manifest: Optional[dict] = None) -> None:

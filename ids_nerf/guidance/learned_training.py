@@ -40,22 +40,37 @@ EVAL_BATCH = 32
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """What ``ids-nerf train-score-model`` takes; see its options for units and ranges."""
+    """What ``ids-nerf train-score-model`` takes (its options, with their units and ranges)."""
 
     scenes: int = 2000
+    """Random scenes to render (at least 1)."""
     views_per_scene: int = 8
+    """Camera views per scene (at least 1): radius 4, elevations 15-60 degrees, as the evaluation scene's."""
     size: int = 32
+    """Image side in pixels, the model's native size; at least 8 and a multiple of 2^(len(channels) - 1)."""
     steps: int = 20000
+    """Optimizer steps (at least 1); fewer when --minutes runs out first."""
     batch_size: int = 64
+    """Images per step (at least 1)."""
     lr: float = 2e-4
+    """AdamW learning rate (> 0)."""
     seed: int = 0
+    """Seed of the scenes, cameras, initial weights and batches; the same seed on the same device repeats a run."""
     caption_dropout: float = 0.15
+    """Share of training captions replaced by the empty one, in [0, 1): the unconditional model CFG needs."""
     minutes: Optional[float] = None
+    """Time budget in minutes (> 0), rendering included: training stops when it is spent and the model is saved
+    (at least one step is done). None: no budget."""
     channels: Tuple[int, ...] = (32, 64, 64)
+    """UNet block widths, multiples of 32; each block after the first halves the resolution."""
     layers_per_block: int = 2
+    """ResNet layers per UNet block (at least 1)."""
     caption_dim: int = 64
+    """Width of the caption encoder's word vectors and the UNet's cross-attention (a multiple of 4)."""
     log_every: int = 50
+    """Steps per logged mean loss in training.json (at least 1)."""
     device: str = "auto"
+    """auto (cuda when there is one, else cpu), cpu, or cuda[:N]."""
 
     def check(self) -> None:
         """Refuse bad settings with one line, before any work."""

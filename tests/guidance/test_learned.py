@@ -168,4 +168,4 @@ def test_the_recorded_command_repeats_the_run(learned_dir):
 
     record = json.loads((learned_dir / "training.json").read_text())
     config = tyro.extras.subcommand_cli_from_dict(_subcommands(), args=shlex.split(record["command"])[1:])
-    assert {**vars(config.settings()), "channels": list(config.channels)} == record["settings"]
+    assert {**vars(config.settings), "channels": list(config.settings.channels)} == record["settings"]
