@@ -244,7 +244,10 @@ class IDSEditTrainer(Trainer):
         # scale() of a one also starts the scaler's state; disabled, it returns the one itself
         loss_scale = self.grad_scaler.scale(torch.ones((), device=self.device))
         loss_dict, metrics_dict, applied = self.pipeline.edit_step(step, timed=timed, loss_scale=loss_scale)
-        if applied:
+        if applied and not self.grad_scaler.is_enabled():
+            self.optimizers.optimizer_step_all()
+            self.optimizers.scheduler_step_all(step)
+        elif applied:
             scale = self.grad_scaler.get_scale()
             self.optimizers.optimizer_scaler_step_all(self.grad_scaler)
             self.grad_scaler.update()
