@@ -79,3 +79,14 @@ def tiny_clip_dir(tmp_path_factory):
     CLIPModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_learned_dir(tmp_path_factory):
+    """A learned score model folder trained in seconds through the real command (:mod:`tests.learned_model`)."""
+    from ids_nerf.cli.main import main
+    from tests.learned_model import tiny_args
+
+    out = tmp_path_factory.mktemp("learned") / "model"
+    assert main(tiny_args(out)) == 0
+    return out

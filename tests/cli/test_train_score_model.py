@@ -3,7 +3,7 @@ import json
 import pytest
 
 from ids_nerf.cli.main import main
-from tests.guidance.test_learned import tiny_args
+from tests.learned_model import tiny_args
 
 
 @pytest.mark.parametrize(

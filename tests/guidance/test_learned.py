@@ -7,7 +7,6 @@ import shutil
 import pytest
 import torch
 
-from ids_nerf.cli.main import main
 from ids_nerf.errors import ModelUnavailableError, UserError
 from ids_nerf.guidance import ScoreModel, load_guidance
 from ids_nerf.guidance import learned as learned_module
@@ -17,31 +16,9 @@ from ids_nerf.scenes.blender_scene import APPEARANCES
 CAPTION = APPEARANCES["edited"]  # an evaluation caption: the model must understand it
 
 
-def tiny_args(out, steps=30, *extra):
-    """A model that trains in seconds on one CPU thread (0.37 M parameters, batch 8)."""
-    return [
-        "train-score-model",
-        str(out),
-        "--scenes", "8",
-        "--views-per-scene", "2",
-        "--size", "16",
-        "--steps", str(steps),
-        "--batch-size", "8",
-        "--lr", "1e-3",
-        "--channels", "32", "32",
-        "--layers-per-block", "1",
-        "--caption-dim", "32",
-        "--log-every", "10",
-        "--device", "cpu",
-        *extra,
-    ]  # fmt: skip
-
-
 @pytest.fixture(scope="module")
-def learned_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("learned") / "model"
-    assert main(tiny_args(out)) == 0
-    return out
+def learned_dir(tiny_learned_dir):
+    return tiny_learned_dir
 
 
 @pytest.fixture(scope="module")
