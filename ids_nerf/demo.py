@@ -35,6 +35,8 @@ MethodName = Literal[METHOD_NAMES]
 EXACT_MODEL_MAX_STEP = 600
 """The exact model's edits draw t below this: above it the posteriors blend other poses' views, and the ball
 reached the oracle 3 dB sooner without them (docs/results-nerf.md, "CFG's overshoot")."""
+PIXEL_SPACE_MODELS = ("exact", "learned")
+"""The verification models: offline, in pixel space, shipped or built with the scene."""
 
 
 def device_args() -> List[str]:
@@ -61,7 +63,8 @@ class Demo:
     out: Path = Path("outputs/demo")
     """Folder for the scene and the runs; must not exist or be empty."""
     model: str = "exact"
-    """exact: the scene's exact-score model (offline); or a Stable Diffusion hub id / folder."""
+    """exact: the scene's exact-score model (offline); learned: the learned verification model shipped with the
+    package (learned:default, offline; docs/verification.md); or a Stable Diffusion hub id / folder."""
     method: MethodName = "ids-edit"
     """The edit; the splat methods train a splatfacto source and need CUDA (gsplat)."""
     size: int = 32
@@ -110,7 +113,7 @@ class Demo:
         print(
             f"ids-nerf demo: a synthetic scene, a source {'splatfacto' if self.splat else 'nerfacto'} "
             f"({self.source_steps_or_default()} steps), an {self.method} edit ({self.edit_steps} steps) scored by "
-            f"{'the exact-score model' if self.model == 'exact' else self.model}, its evaluation. Into {self.out}/"
+            f"{self.model_description()}, its evaluation. Into {self.out}/"
         )
         stages.start(f"scene: {self.views} views of {self.size}x{self.size} pixels")
         scene = write_edit_scene(self.out / "scene", size=self.size, views=self.views, seed=self.seed)
@@ -150,6 +153,14 @@ class Demo:
         edited = json.loads((result.edit_run / "eval" / "metrics.json").read_text())["metrics"]
         (result.edit_run / "eval" / "oracle.md").write_text(oracle_table(edited, report.metrics, run))
 
+    def model_description(self) -> str:
+        names = {"exact": "the exact-score model", "learned": "the learned verification model"}
+        return names.get(self.model, self.model)
+
+    def diffusion_model(self, scene: Path) -> str:
+        """The edit's --pipeline.diffusion-model."""
+        return {"exact": f"exact:{scene}", "learned": "learned:default"}.get(self.model, self.model)
+
     def edit_guidance_scale(self) -> float:
         if self.guidance_scale is not None:
             return self.guidance_scale
@@ -166,7 +177,7 @@ class Demo:
     def environment(self) -> dict:
         """The commands' environment: offline for the exact model, and an AlexNet stand-in if needed."""
         env = dict(os.environ)
-        if self.model == "exact":
+        if self.model in PIXEL_SPACE_MODELS:
             env.setdefault("HF_HUB_OFFLINE", "1")  # nothing to download: never wait on the network
         torch_home = offline_torch_home(self.out)
         if torch_home is not None:
@@ -183,7 +194,6 @@ class Demo:
         from ids_nerf.workflow.spec import EditSpec
 
         captions = read_scene_info(scene)["appearances"]
-        model = f"exact:{scene}" if self.model == "exact" else self.model
         source_model = (
             SMALL_SPLATFACTO
             if self.splat
@@ -213,10 +223,10 @@ class Demo:
                 "--max-num-iterations",
                 str(self.edit_steps),
                 "--pipeline.diffusion-model",
-                model,
-                # lambda 0.1 rather than the paper's 1 (tuned for SD latents): best with the
-                # exact-score model at CFG 7.5, in 2D and on the NeRF (docs/results*.md)
-                *(["--pipeline.fpr-scale", "0.1"] if self.model == "exact" else []),
+                self.diffusion_model(scene),
+                # lambda 0.1 rather than the paper's 1 (tuned for SD latents): best with the exact-score
+                # model at CFG 7.5, in 2D and on the NeRF (docs/results*.md); the learned model shares its pixels
+                *(["--pipeline.fpr-scale", "0.1"] if self.model in PIXEL_SPACE_MODELS else []),
                 "--pipeline.guidance-scale",
                 f"{self.edit_guidance_scale():g}",
                 "--pipeline.max-step",

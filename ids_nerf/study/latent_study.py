@@ -1,8 +1,9 @@
-"""The IDS vs DDS study on synthetic edit scenes, with the exact-score model.
+"""The IDS vs DDS study on synthetic edit scenes, with the exact-score model or the learned one.
 
 Each run edits the training views of a scene directly in the codec's latent space (the 2D setting of
 the official code: SGD on the latent, loss ``2000 * sum(z * direction) / (h * w)``), scored by the
-exact-score model whose sets are the scene's source and edited ground-truth views. Because the edited
+exact-score model whose sets are the scene's source and edited ground-truth views, or by the learned
+verification model (``--model learned:default``), which has never seen the scene. Because the edited
 appearance is known, both halves of the paper's claim can be measured per pixel:
 
 - target alignment: PSNR to the ground-truth edit inside the edited object,
@@ -26,7 +27,8 @@ from PIL import Image
 from ids_nerf.core.defaults import EDIT_STEPS_2D, GUIDANCE_SCALE, LR_2D
 from ids_nerf.errors import UserError
 from ids_nerf.evaluation.metrics import psnr
-from ids_nerf.guidance.exact import ExactScoreGuidance, load_exact_score
+from ids_nerf.guidance.loading import load_guidance
+from ids_nerf.guidance.score_model import ScoreModel
 from ids_nerf.image_editing.latent_edit import LatentEditSettings, edit_latent
 from ids_nerf.images import read_rgb_on_white
 
@@ -60,27 +62,38 @@ def settings(
 
 @dataclass
 class StudyScene:
-    """What every run of the study reads, loaded once: the exact-score model and the first
+    """What every run of the study reads, loaded once: the score model, the prompts and the first
     ``views`` training views' source, edited ground truth and masks."""
 
-    model: ExactScoreGuidance
+    model: ScoreModel
     source: torch.Tensor
     target: torch.Tensor
     edited_object: torch.Tensor
-    appearance: str = "edited"
-    """The target appearance (its caption is the target prompt)."""
+    source_prompt: str
+    target_prompt: str
+    """The scene's captions of the source and of the target appearance."""
 
     @classmethod
-    def load(cls, scene: Path, views: int, appearance: str = "edited") -> "StudyScene":
+    def load(cls, scene: Path, views: int, appearance: str = "edited", model: str = "exact") -> "StudyScene":
+        """``model``: exact (the scene's exact-score model) or any ``--pipeline.diffusion-model`` name."""
         from ids_nerf.scenes.edit_scene import appearance_images, edited_object, mask_images, read_scene_info
 
         def images(appearance):
             return torch.stack([read_rgb_on_white(p) for p in appearance_images(scene, appearance, "train")[:views]])
 
         masks = torch.stack([torch.from_numpy(np.array(Image.open(p))) for p in mask_images(scene, "train")[:views]])
-        edited_id = edited_object(read_scene_info(scene), appearance)
-        model = load_exact_score(f"exact:{scene}")
-        return cls(model, images("source"), images(appearance), masks == edited_id, appearance)
+        info = read_scene_info(scene)
+        edited_id = edited_object(info, appearance)
+        score_model = load_guidance(f"exact:{scene}" if model == "exact" else model)
+        captions = info["appearances"]
+        return cls(
+            score_model,
+            images("source"),
+            images(appearance),
+            masks == edited_id,
+            captions["source"],
+            captions[appearance],
+        )
 
     def ground_truth_identity(self) -> float:
         """Identity PSNR of the ground-truth edit itself: the ceiling of the identity column (the
@@ -101,8 +114,8 @@ def edit_views(data: StudyScene, setting: Setting, seed: int, steps: int, lr: fl
         fpr_scale=setting.fpr_scale,
         fpr_jacobian=setting.fpr_jacobian,
     )
-    cond_src = model.embed_prompt("source").expand(views)
-    cond_trg = model.embed_prompt(data.appearance).expand(views)
+    cond_src, cond_trg = (model.embed_prompt(p) for p in (data.source_prompt, data.target_prompt))
+    cond_src, cond_trg = (c.expand(views, *c.shape[1:]) for c in (cond_src, cond_trg))
     z_trg, _ = edit_latent(model, model.encode(data.source), cond_src, cond_trg, edit, generator)
     result = model.decode(z_trg)
     return {
@@ -208,7 +221,8 @@ def findings(results: List[StudyResult]) -> str:
 
 @dataclass
 class Study:
-    """IDS vs DDS on a synthetic edit scene with the exact-score model; writes a markdown report."""
+    """IDS vs DDS on a synthetic edit scene with the exact-score model (or the learned one); writes a markdown
+    report."""
 
     out: Path = Path("docs/results.md")
     """Report to write (the table, the command, the setup). An existing file is replaced only when the
@@ -231,6 +245,9 @@ class Study:
     """The edit: edited (the red ball turns blue) or striped-box (yellow stripes on the box beside the ball;
     the fresh scene then has the 3D study's appearances: source, edited, striped-box)."""
     """full: the paper's FPR (gradient through the score); identity: the Jacobian-free variant."""
+    model: str = "exact"
+    """The score model: exact (the scene's exact-score model, built from its views) or learned:default /
+    learned:FOLDER (the learned verification model, which never saw the scene; docs/verification.md)."""
 
     def arguments(self) -> str:
         """The flags that differ from the defaults, for the report's regenerate line."""
@@ -244,7 +261,7 @@ class Study:
                     else value
                 )
                 flags.append(f"--{name.replace('_', '-')} {shown}")
-        for name in ("fpr_jacobians", "target_appearance"):
+        for name in ("fpr_jacobians", "target_appearance", "model"):
             value = getattr(self, name)
             if value != getattr(defaults, name):
                 flags.append(f"--{name.replace('_', '-')} {' '.join(value) if isinstance(value, list) else value}")
@@ -262,7 +279,7 @@ class Study:
             scene = self.scene or write_edit_scene(
                 Path(tmp) / "scene", size=32, views=24, seed=0, appearances=appearances
             )
-            data = StudyScene.load(scene, self.views, self.target_appearance)
+            data = StudyScene.load(scene, self.views, self.target_appearance, self.model)
             results = run_study(
                 data,
                 self.seeds,
@@ -287,6 +304,7 @@ class Study:
             edit=EDITS_2D[self.target_appearance][0],
             arguments=self.arguments(),
             object=EDITS_2D[self.target_appearance][1],
+            **MODEL_WORDS["exact" if self.model == "exact" else "learned"],
         )
         self.out.parent.mkdir(parents=True, exist_ok=True)
         partial = self.out.with_suffix(".md.partial")
@@ -302,15 +320,28 @@ EDITS_2D = {
 }
 """Target appearance -> (what the edit does, the edited object), for the report's words."""
 
-REPORT = """# Results: IDS against DDS with the exact-score model
+MODEL_WORDS = {
+    "exact": {
+        "model_name": "the exact-score model",
+        "model_line": "the exact-score model (`exact:SCENE`, pixel codec, SD 1.x noise schedule), one set\n"
+        "  per appearance of the scene (its 24 training views each); prompts are the captions.",
+    },
+    "learned": {
+        "model_name": "the learned score model",
+        "model_line": "the learned verification model (`--model`), a pixel-space UNet trained on random\n"
+        "  scenes that exclude this layout (docs/verification.md); prompts are the scene's captions.",
+    },
+}
+"""The report's words for each kind of score model."""
+
+REPORT = """# Results: IDS against DDS with {model_name}
 
 Regenerate with `ids-nerf study{arguments}` (took {seconds:.0f} s on this machine's CPU).
 
 ## Setup
 
 - Scene: {scene}; the edit {edit}; everything else must stay.
-- Score model: the exact-score model (`exact:SCENE`, pixel codec, SD 1.x noise schedule), one set
-  per appearance of the scene (its 24 training views each); prompts are the captions.
+- Score model: {model_line}
 - Each run edits {views} training views directly in pixel space, as the official 2D code edits a latent:
   {steps} SGD steps at lr {lr}, loss `2000 * sum(z * direction) / (h * w)`, t uniform in [50, 948].
   {seeds} seeds per setting (timesteps and noise); mean ± standard deviation over seeds.

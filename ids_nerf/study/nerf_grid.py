@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import List, Optional, Tuple
 
 import torch
@@ -158,7 +159,7 @@ class SourceRun:
 
 @dataclass(frozen=True)
 class EditRun:
-    """One edit: a source, an edit case, a method, an optimizer, an edit seed, steps and CFG."""
+    """One edit: a source, an edit case, a method, an optimizer, an edit seed, steps, CFG and score model."""
 
     source: SourceRun
     case: str
@@ -167,6 +168,8 @@ class EditRun:
     seed: int
     steps: int
     guidance_scale: float
+    model: str = "exact"
+    """exact (the scene's exact-score model) or a --pipeline.diffusion-model name such as learned:default."""
 
     @property
     def method(self) -> str:
@@ -175,7 +178,13 @@ class EditRun:
 
     def key(self) -> str:
         """Cache key: the source's key and every edit setting."""
-        return _digest({"source": self.source.key(), **{k: v for k, v in asdict(self).items() if k != "source"}})
+        settings = {k: v for k, v in asdict(self).items() if k != "source"}
+        if self.model == "exact":  # the keys of the exact model's edits from before the field existed
+            del settings["model"]
+        return _digest({"source": self.source.key(), **settings})
+
+    def diffusion_model(self, scene: Path) -> str:
+        return f"exact:{scene}" if self.model == "exact" else self.model
 
     def args(self, device: List[str], model: str) -> List[str]:
         backbone = BACKBONES[self.source.backbone]

@@ -139,7 +139,7 @@ def run_edit(cache: Path, scene: Path, edit: EditRun, env: Dict[str, str]) -> Ed
         captions["source"],
         "--pipeline.target-prompt",
         captions[case.appearance],
-        *edit.args(device_flags(), f"exact:{scene}"),
+        *edit.args(device_flags(), edit.diffusion_model(scene)),
         *_data(scene),
     ]
     start = time.time()

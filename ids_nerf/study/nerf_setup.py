@@ -24,6 +24,7 @@ def command_line(study) -> str:
         f"--alt-optimizer-scales {many(study.alt_optimizer_scales)} --edit-steps {study.edit_steps} "
         f"--nerfacto-source-steps {study.nerfacto_source_steps} "
         f"--splatfacto-source-steps {study.splatfacto_source_steps} --size {study.size} --views {study.views}"
+        + (f" --model {study.model}" if study.model != "exact" else "")
         + (f" --jobs {study.jobs}" if study.jobs > 1 else "")
     )
 
@@ -56,8 +57,9 @@ def setup_text(study, seconds: List[float], cached: int, total: float, figures: 
         "",
         f"- Scene: `make-scene --size {study.size} --views {study.views} --seed {study.scene_seed} "
         "--appearances edited striped-box`; edits: blue-ball (the red ball turns blue) and striped-box (yellow "
-        "stripes on the green box, which stands next to the ball). Score model: the scene's exact-score model, "
-        f"CFG {study.guidance_scale:g}; IDS with N = 3 FPR steps; the same {study.edit_steps} edit steps for every "
+        "stripes on the green box, which stands next to the ball). Score model: "
+        + ("the scene's exact-score model" if study.model == "exact" else f"`{study.model}`")
+        + f", CFG {study.guidance_scale:g}; IDS with N = 3 FPR steps; the same {study.edit_steps} edit steps for every "
         "method.",
         f"- Sources: {study.sources} per backbone, trained independently (`--machine.seed` 0, 1, ...): nerfacto "
         f"{study.nerfacto_source_steps} steps (the demo's reduced nerfacto), splatfacto "

@@ -87,6 +87,10 @@ class NerfStudy:
     once at its start."""
     scene_seed: int = 0
     """Seed of the scene's cameras."""
+    model: str = "exact"
+    """The score model: exact (the scene's exact-score model) or learned:default / learned:FOLDER (the learned
+    verification model, docs/verification.md). Give the learned model its own --out, --figures and --cache, so
+    that the exact model's report is kept."""
     jobs: int = 1
     """Trainings and edits run at once, each ns-train with (CPU cores / jobs) threads unless OMP_NUM_THREADS
     is set. On the 2-core CPU machine 2 jobs finished about 1.45x the edits per hour of 1. The report lists
@@ -163,7 +167,11 @@ class NerfStudy:
                     continue
                 for arm in arms(self.fpr_scales if baseline else self.alt_optimizer_scales):
                     for seed in range(self.seeds):
-                        edits.append(EditRun(source, case, arm, optimizer, seed, self.edit_steps, self.guidance_scale))
+                        edits.append(
+                            EditRun(
+                                source, case, arm, optimizer, seed, self.edit_steps, self.guidance_scale, self.model
+                            )
+                        )
         return edits
 
     @staticmethod

@@ -51,3 +51,15 @@ def test_the_study_edits_the_striped_box_when_asked(tmp_path):
     assert "paints yellow stripes on the green box" in text and "inside the box's mask" in text
     assert "| DDS | 0 | - | 7.5 |" in text
     assert main([*args, "--target-appearance", "plaid"]) == 2
+
+
+def test_the_study_runs_with_the_learned_model(tmp_path, tiny_learned_dir):
+    out = tmp_path / "results.md"
+    args = ["study", "--out", str(out), "--seeds", "1", "--views", "2", "--steps", "2", "--fpr-steps", "0", "1"]
+    args += ["--fpr-scales", "0.1", "--guidance-scales", "7.5", "--fpr-jacobians", "full"]
+    assert main([*args, "--model", f"learned:{tiny_learned_dir}"]) == 0
+    text = out.read_text()
+    assert text.startswith("# Results: IDS against DDS with the learned score model")
+    assert f"--model learned:{tiny_learned_dir}" in text  # the regenerate line names the model
+    assert "| DDS | 0 | - | 7.5 |" in text and "| IDS | 1 | 0.1 | 7.5 |" in text
+    assert main([*args, "--model", f"learned:{tmp_path / 'none'}"]) == 2  # one line, no traceback
