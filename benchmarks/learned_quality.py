@@ -2,6 +2,7 @@
 follow the caption, and the posterior-mean error that FPR exists to correct.
 
     python -m benchmarks.learned_quality --scene SCENE [--model learned:default] [--source-run RUN] [--out DIR]
+        [--sweep 8]
 
 SCENE is an ``ids-nerf make-scene`` scene (the evaluation layout, which no training scene has). It prints:
 
@@ -9,7 +10,8 @@ SCENE is an ``ids-nerf make-scene`` scene (the evaluation layout, which no train
    not trained on, beside the same count of its own training scenes: the gap is what it memorised.
 2. **Caption following.** SDEdit (DDIM from t = ``--sdedit-t``, CFG 7.5) of SCENE's test views under a few
    captions, each object's colour read inside SCENE's own object masks as the palette colour of nearest
-   chromaticity; and samples from pure noise for the figure ``DIR/samples.png``.
+   chromaticity; and samples from pure noise for the figure ``DIR/samples.png``. ``--sweep V`` repeats it on
+   V training views at CFG 1, 3, 7.5 and t = 400, 600.
 3. **The posterior-mean error** ``||z_src - z_0|t(z_src)||`` on the source's training views (RUN's renders, or
    SCENE's ground-truth source views without ``--source-run``), before and after FPR, for this model and for
    SCENE's exact-score model (``benchmarks.fpr_by_timestep``).
@@ -141,6 +143,20 @@ def caption_following(
     return rows
 
 
+def sweep_table(spec: str, views: torch.Tensor, masks: torch.Tensor, scales=(1.0, 3.0, 7.5), starts=(400, 600)) -> str:
+    """Caption following of :data:`CAPTIONS` over CFG scales and SDEdit starts: ball/box hit shares."""
+    from ids_nerf.guidance.loading import load_guidance
+
+    lines = ["| CFG, start t | " + " | ".join(CAPTIONS) + " |", "| --- |" + " --- |" * len(CAPTIONS)]
+    for scale in scales:
+        model = load_guidance(spec, guidance_scale=scale)
+        for start in starts:
+            rows = caption_following(model, views, masks, t_start=start)
+            cells = [f"{r['hits']['ball']:.2f}/{r['hits']['box']:.2f}" for r in rows]
+            lines.append(f"| {scale:g}, {start} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def loss_table(held_out: Dict[int, float], training: Dict[int, float]) -> str:
     lines = ["| t | held-out scenes | training scenes |", "| --- | --- | --- |"]
     lines += [f"| {t} | {held_out[t]:.4f} | {training[t]:.4f} |" for t in held_out]
@@ -184,6 +200,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--sdedit-t", type=int, default=600, help="SDEdit's starting timestep")
     parser.add_argument("--noises", type=int, default=4, help="noise draws per view and t for the FPR table")
     parser.add_argument("--out", type=Path, help="folder for samples.png")
+    parser.add_argument("--sweep", type=int, default=0, help="also sweep CFG and t on this many training views")
     args = parser.parse_args(argv)
 
     plain = load_guidance(args.model, guidance_scale=1.0)
@@ -204,6 +221,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     rows = caption_following(guided, views, masks, t_start=args.sdedit_t)
     print(f"## Caption following: SDEdit from t = {args.sdedit_t}, CFG 7.5, {len(views)} test views of {args.scene}\n")
     print(following_table(rows) + "\n")
+    if args.sweep:
+        train_views = torch.stack(
+            [read_rgb_on_white(p) for p in appearance_images(args.scene, info["source"])[: args.sweep]]
+        )
+        train_masks = torch.stack([torch.from_numpy(np.array(Image.open(p))) for p in mask_images(args.scene)])
+        print(f"## Caption following over CFG and t: {len(train_views)} training views, ball/box in colour\n")
+        print(sweep_table(args.model, train_views, train_masks[: args.sweep]) + "\n")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         free = [sample(guided, row["caption"], plain.encode(views), seed=1) for row in rows]

@@ -64,9 +64,10 @@ def test_the_colour_reader_names_the_ground_truth_colours(scene):
 
 def test_the_probe_prints_its_tables_and_writes_the_figure(scene, tiny_learned_dir, tmp_path, capsys):
     main(["--scene", str(scene), "--model", f"learned:{tiny_learned_dir}", "--held-out", "2", "--noises", "1",
-          "--out", str(tmp_path)])  # fmt: skip
+          "--out", str(tmp_path), "--sweep", "2"])  # fmt: skip
     out = capsys.readouterr().out
-    assert out.count("## ") == 4  # loss, caption following, and the posterior error of both models
+    assert out.count("## ") == 5  # loss, caption following, its sweep, the posterior error of both models
+    assert "| 7.5, 600 |" in out
     assert "| 980 |" in out and "| a blue ball and a green box on a table |" in out
     assert "| - |" in out  # the learned model has no posterior weights to report
     views = len(mask_images(scene, "test"))

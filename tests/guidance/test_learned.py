@@ -146,3 +146,23 @@ def test_the_recorded_command_repeats_the_run(learned_dir):
     record = json.loads((learned_dir / "training.json").read_text())
     config = tyro.extras.subcommand_cli_from_dict(_subcommands(), args=shlex.split(record["command"])[1:])
     assert {**vars(config.settings), "channels": list(config.settings.channels)} == record["settings"]
+
+
+def test_learned_default_ships_with_the_package_as_it_was_recorded():
+    from dataclasses import asdict
+
+    from ids_nerf.guidance.learned_training import TrainingSettings
+
+    folder = learned_module.DEFAULT_FOLDER
+    record = json.loads((folder / "training.json").read_text())
+    assert record["sha256"] and not (folder / "training-set").exists()  # the weights, not the training set
+    for name, digest in record["sha256"].items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
+    defaults = TrainingSettings()
+    assert record["settings"] == {**asdict(defaults), "channels": list(defaults.channels)}  # the defaults made it
+    assert record["steps_done"] == defaults.steps and not record["stopped_at_time_budget"]
+    model = load_guidance("learned:default", guidance_scale=1.0)
+    assert isinstance(model, ScoreModel) and model.native_size == defaults.size
+    cond = model.embed_prompt(CAPTION)
+    z = torch.zeros(1, 3, defaults.size, defaults.size)
+    assert torch.isfinite(model.score_fn(z, torch.tensor([500]), cond)).all()
