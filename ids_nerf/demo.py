@@ -35,8 +35,6 @@ MethodName = Literal[METHOD_NAMES]
 EXACT_MODEL_MAX_STEP = 600
 """The exact model's edits draw t below this: above it the posteriors blend other poses' views, and the ball
 reached the oracle 3 dB sooner without them (docs/results-nerf.md, "CFG's overshoot")."""
-PIXEL_SPACE_MODELS = ("exact", "learned")
-"""The verification models: offline, in pixel space, shipped or built with the scene."""
 
 
 def device_args() -> List[str]:
@@ -64,7 +62,8 @@ class Demo:
     """Folder for the scene and the runs; must not exist or be empty."""
     model: str = "exact"
     """exact: the scene's exact-score model (offline); learned: the learned verification model shipped with the
-    package (learned:default, offline; docs/verification.md); or a Stable Diffusion hub id / folder."""
+    package (learned:default; learned:FOLDER for another; offline, docs/verification.md); or a Stable Diffusion
+    hub id / folder."""
     method: MethodName = "ids-edit"
     """The edit; the splat methods train a splatfacto source and need CUDA (gsplat)."""
     size: int = 32
@@ -153,6 +152,11 @@ class Demo:
         edited = json.loads((result.edit_run / "eval" / "metrics.json").read_text())["metrics"]
         (result.edit_run / "eval" / "oracle.md").write_text(oracle_table(edited, report.metrics, run))
 
+    @property
+    def pixel_space(self) -> bool:
+        """A verification model (exact or learned): offline, in pixel space, at lambda 0.1."""
+        return self.model in ("exact", "learned") or self.model.startswith("learned:")
+
     def model_description(self) -> str:
         names = {"exact": "the exact-score model", "learned": "the learned verification model"}
         return names.get(self.model, self.model)
@@ -177,7 +181,7 @@ class Demo:
     def environment(self) -> dict:
         """The commands' environment: offline for the exact model, and an AlexNet stand-in if needed."""
         env = dict(os.environ)
-        if self.model in PIXEL_SPACE_MODELS:
+        if self.pixel_space:
             env.setdefault("HF_HUB_OFFLINE", "1")  # nothing to download: never wait on the network
         torch_home = offline_torch_home(self.out)
         if torch_home is not None:
@@ -226,7 +230,7 @@ class Demo:
                 self.diffusion_model(scene),
                 # lambda 0.1 rather than the paper's 1 (tuned for SD latents): best with the exact-score
                 # model at CFG 7.5, in 2D and on the NeRF (docs/results*.md); the learned model shares its pixels
-                *(["--pipeline.fpr-scale", "0.1"] if self.model in PIXEL_SPACE_MODELS else []),
+                *(["--pipeline.fpr-scale", "0.1"] if self.pixel_space else []),
                 "--pipeline.guidance-scale",
                 f"{self.edit_guidance_scale():g}",
                 "--pipeline.max-step",

@@ -48,13 +48,14 @@ def test_the_exact_model_draws_t_below_600_unless_asked(captions, tmp_path, mode
 
 
 @pytest.mark.parametrize(
-    "model, expected", [("exact", "exact:{scene}"), ("learned", "learned:default"), ("some/sd", "some/sd")]
+    "model, expected",
+    [("exact", "exact:{scene}"), ("learned", "learned:default"), ("learned:/m", "learned:/m"), ("some/sd", "some/sd")],
 )
 def test_the_demo_names_its_score_model(captions, tmp_path, model, expected):
     spec = Demo(model=model).edit_spec(tmp_path)
     args = spec.edit_args
     assert args[args.index("--pipeline.diffusion-model") + 1] == expected.format(scene=tmp_path)
     assert ("--pipeline.fpr-scale" in args) == (model != "some/sd")  # the pixel-space models' lambda 0.1
-    if model == "learned":  # a learned model has CFG's and large t's usual behaviour: the paper's settings
+    if model.startswith("learned"):  # a learned model has CFG's and large t's usual behaviour: the paper's settings
         assert args[args.index("--pipeline.guidance-scale") + 1] == "7.5"
         assert args[args.index("--pipeline.max-step") + 1] == "949"

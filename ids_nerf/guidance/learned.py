@@ -170,8 +170,8 @@ def resolve_folder(spec: str) -> Path:
     if name == "default":
         if not DEFAULT_FOLDER.is_dir():
             raise ModelUnavailableError(
-                f"learned:default is not trained yet (no folder {DEFAULT_FOLDER}); train it with "
-                f"`ids-nerf train-score-model {DEFAULT_FOLDER}`, or pass learned:FOLDER of a model you trained"
+                f"learned:default is missing from this install (no folder {DEFAULT_FOLDER}); reinstall ids-nerf, "
+                f"or train it with `ids-nerf train-score-model {DEFAULT_FOLDER}`, or pass learned:FOLDER"
             )
         return DEFAULT_FOLDER
     return Path(name).expanduser()

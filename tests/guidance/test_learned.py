@@ -114,7 +114,7 @@ def test_released_caption_encoder_keeps_the_cache(learned_dir):
         model.embed_prompt("a red ball and a red box on a table")
 
 
-def test_learned_default_not_trained_yet_is_one_line(monkeypatch, tmp_path):
+def test_learned_default_missing_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(learned_module, "DEFAULT_FOLDER", tmp_path / "absent")
     with pytest.raises(ModelUnavailableError, match="train-score-model") as err:
         load_guidance("learned:default")
