@@ -325,11 +325,17 @@ MODEL_WORDS = {
         "model_name": "the exact-score model",
         "model_line": "the exact-score model (`exact:SCENE`, pixel codec, SD 1.x noise schedule), one set\n"
         "  per appearance of the scene (its 24 training views each); prompts are the captions.",
+        "model_note": "With CFG 7.5 the guided score's Jacobian is scaled up by the guidance, so the same lambda "
+        "moves\nz_t further in each FPR step; that is the likely reason a lambda tuned without guidance "
+        "overshoots\nthere (a reading of the table, not measured separately).",
     },
     "learned": {
         "model_name": "the learned score model",
         "model_line": "the learned verification model (`--model`), a pixel-space UNet trained on random\n"
         "  scenes that exclude this layout (docs/verification.md); prompts are the scene's captions.",
+        "model_note": "The learned model has never seen this scene and binds colours to the wrong object at times "
+        "(its\nquality is measured in docs/verification.md), so neither method reaches the exact model's "
+        "numbers here.",
     },
 }
 """The report's words for each kind of score model."""
@@ -358,9 +364,7 @@ Regenerate with `ids-nerf study{arguments}` (took {seconds:.0f} s on this machin
 
 {findings}
 
-With CFG 7.5 the guided score's Jacobian is scaled up by the guidance, so the same lambda moves
-z_t further in each FPR step; that is the likely reason a lambda tuned without guidance overshoots
-there (a reading of the table, not measured separately).
+{model_note}
 
 Edits of a whole NeRF (ids-edit against dds-edit through ns-train) are far costlier on a CPU; a
 single-seed spot check on the demo scene is in [results-nerf.md](results-nerf.md).
