@@ -184,12 +184,11 @@ def _training_seed(spec: str) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    from PIL import Image
 
     from benchmarks.fpr_by_timestep import fpr_by_timestep, table
     from ids_nerf.guidance.loading import load_guidance
     from ids_nerf.images import labeled_grid, read_rgb_on_white
-    from ids_nerf.scenes.edit_scene import appearance_images, mask_images, read_scene_info
+    from ids_nerf.scenes.edit_scene import appearance_images, read_masks, read_scene_info
     from ids_nerf.scenes.random_scenes import render_training_set, rgb_on_white
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -217,7 +216,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     info = read_scene_info(args.scene)
     views = torch.stack([read_rgb_on_white(p) for p in appearance_images(args.scene, info["source"], "test")])
-    masks = torch.stack([torch.from_numpy(np.array(Image.open(p))) for p in mask_images(args.scene, "test")])
+    masks = torch.from_numpy(read_masks(args.scene, "test"))
     rows = caption_following(guided, views, masks, t_start=args.sdedit_t)
     print(f"## Caption following: SDEdit from t = {args.sdedit_t}, CFG 7.5, {len(views)} test views of {args.scene}\n")
     print(following_table(rows) + "\n")
@@ -225,7 +224,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         train_views = torch.stack(
             [read_rgb_on_white(p) for p in appearance_images(args.scene, info["source"])[: args.sweep]]
         )
-        train_masks = torch.stack([torch.from_numpy(np.array(Image.open(p))) for p in mask_images(args.scene)])
+        train_masks = torch.from_numpy(read_masks(args.scene))
         print(f"## Caption following over CFG and t: {len(train_views)} training views, ball/box in colour\n")
         print(sweep_table(args.model, train_views, train_masks[: args.sweep]) + "\n")
     if args.out is not None:

@@ -178,6 +178,11 @@ def mask_images(scene: PathLike, split: str = "train") -> List[Path]:
     return _view_files(Path(scene), "masks", split, ".png")
 
 
+def read_masks(scene: PathLike, split: str = "train") -> np.ndarray:
+    """``[V, H, W]`` uint8 object ids of ``split``'s views (ids in ``scene.json`` "objects")."""
+    return np.stack([np.array(Image.open(p)) for p in mask_images(scene, split)])
+
+
 def depth_maps(scene: PathLike, split: str = "train") -> List[Path]:
     """The z-depth ``.npy`` files of ``split``, sorted by view index."""
     read_scene_info(scene)
