@@ -99,11 +99,8 @@ def table(rows: List[Dict[str, float]]) -> str:
 
 
 def main() -> None:
-    import numpy as np
-    from PIL import Image
-
     from ids_nerf.images import read_rgb_on_white
-    from ids_nerf.scenes.edit_scene import appearance_images, edited_object, mask_images, read_scene_info
+    from ids_nerf.scenes.edit_scene import appearance_images, edited_object, read_masks, read_scene_info
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scene", type=Path, required=True, help="an ids-nerf make-scene folder")
@@ -117,7 +114,7 @@ def main() -> None:
     def latents(appearance: str) -> torch.Tensor:
         return model.encode(torch.stack([read_rgb_on_white(p) for p in appearance_images(args.scene, appearance)]))
 
-    masks = torch.stack([torch.from_numpy(np.array(Image.open(p))) for p in mask_images(args.scene)])
+    masks = torch.from_numpy(read_masks(args.scene))
     edited = (masks == edited_object(info, args.appearance))[:, None]
     captions = info["appearances"]
     rows = cfg_overshoot(

@@ -7,7 +7,7 @@ same edit fitted to the ground-truth edited training images (``--pipeline.oracle
 supervision, what the NeRF itself does to the neighbour, and what is left to the distillation.
 
 Layout under ``--cache``: the study's scene and sources (``nerf_runs``), and
-``identity/<case>/<arm>-s<seed>/`` per edit (its log, run folder, ``course.json``).
+``identity/<case>/<arm>-<key>-s<seed>-n<steps>/`` per edit (its log, run folder, ``course.json``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -112,6 +112,16 @@ ARMS: Dict[str, IdentityArm] = {
         "ids-edit",
         (*DEMO_IDS, *MASK, *anchor(10), "--pipeline.guidance-scale", "1", "--pipeline.max-step", "600"),
         "IDS with the score's mask, anchor 10, no CFG, t below 600 (where the posteriors blur views less)",
+    ),
+    "ids-cfg1-t600": IdentityArm(
+        "ids-edit",
+        (*DEMO_IDS, "--pipeline.guidance-scale", "1", "--pipeline.max-step", "600"),
+        "IDS without a mask, no CFG, t below 600 (what the mask adds at the demo's settings)",
+    ),
+    "dds-mask-cfg1-t600": IdentityArm(
+        "dds-edit",
+        (*MASK, *anchor(10), "--pipeline.guidance-scale", "1", "--pipeline.max-step", "600"),
+        "DDS with the score's mask, anchor 10, no CFG, t below 600 (the demo's settings)",
     ),
     "dds-mask-cfg1": IdentityArm(
         "dds-edit",
@@ -217,14 +227,13 @@ class IdentityStudy:
 
     def run(self, scene: Path, source: Path, case: str, arm_name: str, seed: int, env) -> Dict[int, Dict[str, float]]:
         """One edit's course: ``{step: metrics}``, from the cache or run and measured now."""
-        folder = self.cache / "identity" / case / f"{arm_name}-{ARMS[arm_name].key()}-s{seed}"
-        saved = folder / "course.json"
-        wanted = [str(c) for c in self.checkpoints]
-        if saved.is_file():
-            course = json.loads(saved.read_text())
-            if course.get("steps") == self.steps and all(c in course["metrics"] for c in wanted):
-                return {int(k): v for k, v in course["metrics"].items()}
         arm, appearance = ARMS[arm_name], EDIT_CASES[case].appearance
+        base = f"{arm_name}-{arm.key()}-s{seed}"
+        cached = self.cached_course(self.cache / "identity" / case, base, arm.method, source, scene, appearance)
+        if cached is not None:
+            return cached
+        folder = self.cache / "identity" / case / f"{base}-n{self.steps}"
+        saved = folder / "course.json"
         captions = json.loads((scene / "scene.json").read_text())["appearances"]
         oracle = ["--pipeline.oracle-images", str(scene / "appearances" / appearance / "train")] if arm.oracle else []
         region = edited_object_region(case) if arm.region else []
@@ -262,11 +271,34 @@ class IdentityStudy:
         begin = time.time()
         run_ns_train(args, folder / "edit.log", env)
         seconds = time.time() - begin
-        metrics = measure_course(source, folder / "edit" / arm.method / "edit", scene, appearance, self.checkpoints)
+        metrics = measure_course(
+            source, folder / "edit" / arm.method / "edit", scene, appearance, self.checkpoints, self.steps
+        )
         saved.write_text(json.dumps({"steps": self.steps, "seconds": seconds, "metrics": metrics}, indent=1))
         with STDOUT_LOCK:
             print(f"{case} {arm_name} seed {seed}: {format_seconds(seconds)}", flush=True)
         return {int(k): v for k, v in metrics.items()}
+
+    def cached_course(
+        self, root: Path, base: str, method: str, source: Path, scene: Path, appearance: str
+    ) -> Optional[Dict[int, Dict[str, float]]]:
+        """The course of this arm and seed's cached run of ``--steps``, or ``None``. Checkpoints it saved
+        but did not measure are measured now, so a run stopped after a checkpoint still serves the steps it
+        reached. Runs are in ``<base>-n<steps>``; ``<base>`` alone is the 300-step layout of before."""
+        for folder in (root / f"{base}-n{self.steps}", root / base):
+            saved = folder / "course.json"
+            course = json.loads(saved.read_text()) if saved.is_file() else {}
+            if course.get("steps") != self.steps:
+                continue
+            run = folder / "edit" / method / "edit"
+            missing = [step for step in self.checkpoints if str(step) not in course["metrics"]]
+            if any(not checkpoint_file(run, step, self.steps).is_file() for step in missing):
+                continue
+            if missing:
+                course["metrics"].update(measure_course(source, run, scene, appearance, missing, self.steps))
+                saved.write_text(json.dumps(course, indent=1))
+            return {int(k): v for k, v in course["metrics"].items()}
+        return None
 
     def report_section(self, plan, courses, seconds: float) -> str:
         """The report: per edit, a table of arms against checkpoints (edited object to target | neighbour
@@ -325,20 +357,20 @@ def checkpoint_file(run: Path, step: int, steps: int) -> Path:
 
 
 def measure_course(
-    source: Path, run: Path, scene: Path, appearance: str, steps: Sequence[int]
+    source: Path, run: Path, scene: Path, appearance: str, steps: Sequence[int], length: int
 ) -> Dict[str, Dict[str, float]]:
-    """``ids-nerf eval``'s test-view metrics of ``run`` at each of ``steps`` (the run opened once, each
-    checkpoint loaded in turn); each step's eval folder (grid.png, metrics.md) under ``run/eval-<step>``."""
+    """``ids-nerf eval``'s test-view metrics of ``run``, an edit of ``length`` steps, at each of ``steps``
+    (the run opened once, each checkpoint loaded in turn); each step's eval folder (grid.png, metrics.md)
+    under ``run/eval-<step>``."""
     from ids_nerf.evaluation.evaluate import evaluate_runs
     from ids_nerf.nerfstudio.compare import open_run, render_cameras, render_run_views
 
-    last = max(int(p.stem.split("-")[1]) for p in (run / "nerfstudio_models").glob("step-*.ckpt")) + 1
     with STDOUT_LOCK, _quiet():
         source_renders = render_run_views(source / "config.yml", "test", with_geometry=True)
         pipeline = open_run(run / "config.yml")
         out = {}
         for step in steps:
-            state = torch.load(checkpoint_file(run, step, last), map_location="cpu", weights_only=False)
+            state = torch.load(checkpoint_file(run, step, length), map_location="cpu", weights_only=False)
             pipeline.load_pipeline(state["pipeline"], state["step"])
             renders = render_cameras(pipeline, "test", list(range(len(source_renders))), with_geometry=True)
             report = evaluate_runs(

@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-import numpy as np
 import torch
-from PIL import Image
 
 from ids_nerf.core.defaults import EDIT_STEPS_2D, GUIDANCE_SCALE, LR_2D
 from ids_nerf.errors import UserError
@@ -76,12 +74,12 @@ class StudyScene:
     @classmethod
     def load(cls, scene: Path, views: int, appearance: str = "edited", model: str = "exact") -> "StudyScene":
         """``model``: exact (the scene's exact-score model) or any ``--pipeline.diffusion-model`` name."""
-        from ids_nerf.scenes.edit_scene import appearance_images, edited_object, mask_images, read_scene_info
+        from ids_nerf.scenes.edit_scene import appearance_images, edited_object, read_masks, read_scene_info
 
         def images(appearance):
             return torch.stack([read_rgb_on_white(p) for p in appearance_images(scene, appearance, "train")[:views]])
 
-        masks = torch.stack([torch.from_numpy(np.array(Image.open(p))) for p in mask_images(scene, "train")[:views]])
+        masks = torch.from_numpy(read_masks(scene, "train")[:views])
         info = read_scene_info(scene)
         edited_id = edited_object(info, appearance)
         score_model = load_guidance(f"exact:{scene}" if model == "exact" else model)

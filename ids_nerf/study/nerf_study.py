@@ -260,15 +260,12 @@ COMPARISON_NOTE = (
 
 
 def _masks(scene: Path):
-    import numpy as np
+    """The test views' object ids, ``[V, H, W]`` int64."""
     import torch
-    from PIL import Image
 
-    from ids_nerf.scenes.edit_scene import mask_images
+    from ids_nerf.scenes.edit_scene import read_masks
 
-    return torch.stack(
-        [torch.from_numpy(np.asarray(Image.open(p), dtype=np.int64)) for p in mask_images(scene, "test")]
-    )
+    return torch.from_numpy(read_masks(scene, "test").astype("int64"))
 
 
 def _sources(plan: List[EditRun]) -> List[SourceRun]:

@@ -1,6 +1,7 @@
 """``ids-nerf identity-3d`` at a tiny size: a real source, the oracle and a masked IDS edit through ns-train,
 each measured at two checkpoints; the report; a rerun from the cache."""
 
+import dataclasses
 import json
 
 import pytest
@@ -48,8 +49,8 @@ def test_a_tiny_identity_study_end_to_end(tmp_path):
         out=tmp_path / "results.md",
         edits=["blue-ball"],
         arms=["oracle", "ids-mask"],
-        steps=3,
-        checkpoints=[1, 3],  # step 3 is the loop's last index, 2: a checkpoint of its own
+        steps=4,
+        checkpoints=[1, 4],  # step 4 is the loop's last index, 3: a checkpoint of its own
         save_every=1,
         source_steps=20,
         size=16,
@@ -65,8 +66,15 @@ def test_a_tiny_identity_study_end_to_end(tmp_path):
     courses = sorted((study.cache / "identity" / "blue-ball").glob("*/course.json"))
     assert len(courses) == 2
     metrics = json.loads(courses[0].read_text())["metrics"]
-    assert set(metrics) == {"1", "3"} and "identity_psnr_box" in metrics["3"] and "target_psnr_ball" in metrics["1"]
-    assert metrics["1"] != metrics["3"]  # two checkpoints, two measurements
+    assert set(metrics) == {"1", "4"} and "identity_psnr_box" in metrics["4"] and "target_psnr_ball" in metrics["1"]
+    assert metrics["1"] != metrics["4"]  # two checkpoints, two measurements
+    assert all(c.parent.name.endswith("-s0-n4") for c in courses)
     stamps = [c.stat().st_mtime_ns for c in courses]
     study.main()  # from the cache: nothing runs again
     assert [c.stat().st_mtime_ns for c in courses] == stamps
+    # a checkpoint the runs saved but nobody measured is measured from them; nothing trains again
+    dataclasses.replace(study, checkpoints=[1, 2, 4]).main()
+    assert sorted((study.cache / "identity" / "blue-ball").glob("*/course.json")) == courses
+    for course in courses:
+        metrics = json.loads(course.read_text())["metrics"]
+        assert set(metrics) == {"1", "2", "4"} and len({json.dumps(m) for m in metrics.values()}) == 3
