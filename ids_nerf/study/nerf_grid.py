@@ -14,6 +14,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
+from ids_nerf.core.defaults import MAX_STEP
 from ids_nerf.errors import UserError
 from ids_nerf.methods import CPU_NERFACTO, RANDOM_BACKGROUND, SMALL_SPLATFACTO, SPLAT_EDIT_COLOUR_LR, for_device
 
@@ -159,7 +160,8 @@ class SourceRun:
 
 @dataclass(frozen=True)
 class EditRun:
-    """One edit: a source, an edit case, a method, an optimizer, an edit seed, steps, CFG and score model."""
+    """One edit: a source, an edit case, a method, an optimizer, an edit seed, steps, CFG, score model, the largest
+    timestep and the edit mask."""
 
     source: SourceRun
     case: str
@@ -170,6 +172,10 @@ class EditRun:
     guidance_scale: float
     model: str = "exact"
     """exact (the scene's exact-score model) or a --pipeline.diffusion-model name such as learned:default."""
+    max_step: int = MAX_STEP
+    """Largest timestep drawn (--pipeline.max-step)."""
+    identity_mask: str = "none"
+    """--pipeline.identity-mask: none, or score (the score model's edit mask, the anchor outside it)."""
 
     @property
     def method(self) -> str:
@@ -179,8 +185,10 @@ class EditRun:
     def key(self) -> str:
         """Cache key: the source's key and every edit setting."""
         settings = {k: v for k, v in asdict(self).items() if k != "source"}
-        if self.model == "exact":  # the keys of the exact model's edits from before the field existed
-            del settings["model"]
+        # a field at its default is left out: the keys of the edits from before it existed stay
+        for name, default in (("model", "exact"), ("max_step", MAX_STEP), ("identity_mask", "none")):
+            if settings[name] == default:
+                del settings[name]
         return _digest({"source": self.source.key(), **settings})
 
     def diffusion_model(self, scene: Path) -> str:
@@ -204,6 +212,9 @@ class EditRun:
             "--pipeline.log-images-every",
             "0",
             *fpr,
+            "--pipeline.max-step",
+            str(self.max_step),
+            *(["--pipeline.identity-mask", self.identity_mask] if self.identity_mask != "none" else []),
             *backbone.edit_args,
             *optimizer_flags(self.optimizer, backbone),
         ]

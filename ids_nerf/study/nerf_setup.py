@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from ids_nerf.console import format_seconds
+from ids_nerf.core.defaults import GUIDANCE_SCALE, MAX_STEP, MIN_STEP
 
 
 def command_line(study) -> str:
@@ -24,6 +25,9 @@ def command_line(study) -> str:
         f"--alt-optimizer-scales {many(study.alt_optimizer_scales)} --edit-steps {study.edit_steps} "
         f"--nerfacto-source-steps {study.nerfacto_source_steps} "
         f"--splatfacto-source-steps {study.splatfacto_source_steps} --size {study.size} --views {study.views}"
+        + (f" --guidance-scale {study.guidance_scale:g}" if study.guidance_scale != GUIDANCE_SCALE else "")
+        + (f" --max-step {study.max_step}" if study.max_step != MAX_STEP else "")
+        + (f" --identity-mask {study.identity_mask}" if study.identity_mask != "none" else "")
         + (f" --model {study.model}" if study.model != "exact" else "")
         + (f" --jobs {study.jobs}" if study.jobs > 1 else "")
     )
@@ -59,8 +63,13 @@ def setup_text(study, seconds: List[float], cached: int, total: float, figures: 
         "--appearances edited striped-box`; edits: blue-ball (the red ball turns blue) and striped-box (yellow "
         "stripes on the green box, which stands next to the ball). Score model: "
         + ("the scene's exact-score model" if study.model == "exact" else f"`{study.model}`")
-        + f", CFG {study.guidance_scale:g}; IDS with N = 3 FPR steps; the same {study.edit_steps} edit steps for every "
-        "method.",
+        + f", CFG {study.guidance_scale:g}, t in [{MIN_STEP}, {study.max_step}); "
+        + (
+            "the score's edit mask with the anchor outside it (`--pipeline.identity-mask score`); "
+            if study.identity_mask == "score"
+            else ""
+        )
+        + f"IDS with N = 3 FPR steps; the same {study.edit_steps} edit steps for every method.",
         f"- Sources: {study.sources} per backbone, trained independently (`--machine.seed` 0, 1, ...): nerfacto "
         f"{study.nerfacto_source_steps} steps (the demo's reduced nerfacto), splatfacto "
         f"{study.splatfacto_source_steps} steps (the demo's small splatfacto; without CUDA through the tests' CPU "

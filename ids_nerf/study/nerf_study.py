@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from ids_nerf.console import format_seconds
+from ids_nerf.core.defaults import MAX_STEP
 from ids_nerf.errors import UserError
 from ids_nerf.study import nerf_report as report
 from ids_nerf.study.nerf_grid import BACKBONES, EDIT_CASES, EditRun, SourceRun, arms, optimizer_flags
@@ -63,6 +64,12 @@ class NerfStudy:
     """IDS's FPR step sizes lambda (N = 3 steps); DDS always runs as the control."""
     guidance_scale: float = 7.5
     """CFG scale of every edit."""
+    max_step: int = MAX_STEP
+    """Largest timestep every edit draws (--pipeline.max-step; the paper's 949). The exact-score model's
+    demo edits below 600, where its posteriors blend views less (docs/results-nerf.md)."""
+    identity_mask: str = "none"
+    """--pipeline.identity-mask of every edit: none, or score (the score model's edit mask, the anchor of
+    --pipeline.identity-anchor's default outside it), as the exact-score model's demo edits."""
     optimizers: List[str] = field(default_factory=lambda: ["adam", "sgd:0.3"])
     """Edit optimizers: adam (default, eps 1e-15), adam-eps:E, sgd:S (SGD at S times Adam's rates). The
     first is the baseline; the others run on --alt-optimizer-backbones and --alt-optimizer-scales only.
@@ -145,6 +152,8 @@ class NerfStudy:
             raise UserError("--optimizers needs at least one optimizer, e.g. adam")
         for spec in self.optimizers:
             optimizer_flags(spec, BACKBONES["nerfacto"])  # a bad spec fails here, in one line
+        if self.identity_mask not in ("none", "score") or not 0 < self.max_step <= 1000:
+            raise UserError("--identity-mask must be none or score, and --max-step in 1..1000")
         if any(scale <= 0 for scale in self.fpr_scales + self.alt_optimizer_scales):
             raise UserError("FPR scales (lambda) must be positive; DDS runs anyway")
 
@@ -169,7 +178,16 @@ class NerfStudy:
                     for seed in range(self.seeds):
                         edits.append(
                             EditRun(
-                                source, case, arm, optimizer, seed, self.edit_steps, self.guidance_scale, self.model
+                                source,
+                                case,
+                                arm,
+                                optimizer,
+                                seed,
+                                self.edit_steps,
+                                self.guidance_scale,
+                                self.model,
+                                self.max_step,
+                                self.identity_mask,
                             )
                         )
         return edits

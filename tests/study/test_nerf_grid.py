@@ -32,3 +32,34 @@ def test_an_edit_names_its_score_model_and_the_exact_models_keys_stay(monkeypatc
     for edit, model in ((exact, f"exact:{tmp_path}"), (learned, "learned:default")):
         args = edit.args([], edit.diffusion_model(tmp_path))
         assert args[args.index("--pipeline.diffusion-model") + 1] == model
+
+
+def test_an_edit_at_the_demos_settings_has_its_own_key_and_flags_and_the_study_reproduces_its_command(
+    monkeypatch, tmp_path
+):
+    from ids_nerf.errors import UserError
+    from ids_nerf.study.nerf_grid import Arm, EditRun
+    from ids_nerf.study.nerf_setup import command_line
+    from ids_nerf.study.nerf_study import NerfStudy
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    source = SourceRun("nerfacto", 0, 600, "32px-16v-s0")
+    today = EditRun(source, "blue-ball", Arm(0.1), "adam", 1, 60, 7.5, "exact", 949, "none")
+    demo = EditRun(source, "blue-ball", Arm(0.1), "adam", 1, 60, 1.0, "exact", 600, "score")
+    assert today.key() == "edd6391ac917"  # the defaults spelled out keep the key from before the fields
+    assert (
+        len({today.key(), demo.key(), EditRun(source, "blue-ball", Arm(0.1), "adam", 1, 60, 7.5, max_step=600).key()})
+        == 3
+    )
+    args = demo.args([], "exact:scene")
+    assert args[args.index("--pipeline.max-step") + 1] == "600"
+    assert args[args.index("--pipeline.identity-mask") + 1] == "score"
+    assert args[args.index("--pipeline.guidance-scale") + 1] == "1"
+    assert "--pipeline.identity-mask" not in today.args([], "exact:scene")
+
+    study = NerfStudy(guidance_scale=1.0, max_step=600, identity_mask="score")
+    assert {(e.guidance_scale, e.max_step, e.identity_mask) for e in study.plan("32px-16v-s0")} == {(1.0, 600, "score")}
+    assert command_line(study).endswith("--guidance-scale 1 --max-step 600 --identity-mask score")
+    assert "--max-step" not in command_line(NerfStudy())
+    with pytest.raises(UserError, match="--identity-mask must be none or score"):
+        NerfStudy(identity_mask="region").check()
