@@ -309,36 +309,52 @@ class IdentityStudy:
             f"Scene {self.size} px, {self.views} training views, the demo's source recipe (nerfacto, "
             f"{self.source_steps} steps); "
             "test views. Each cell: edited object vs the ground-truth target \\| neighbour vs the source (PSNR, "
-            f"dB), mean over {self.seeds} seed(s). The checkpoint of step s has had s + 1 updates (the last: s).",
+            f"dB), mean over {self.seeds} seed(s){' ± their sample sd' * (self.seeds > 1)}. "
+            "The checkpoint of step s has had s + 1 updates (the last: s).",
             "",
         ]
         for case in self.edits:
             c = EDIT_CASES[case]
 
-            def cell(arm: str, step: int) -> Tuple[float, float]:
+            def values(arm: str, step: int) -> Tuple[List[float], List[float]]:
+                """Per seed, in seed order: the edited object to target and the neighbour kept."""
                 picked = [course for (pc, pa, _), course in zip(plan, courses) if pc == case and pa == arm]
                 return (
-                    _mean([m[step][f"target_psnr_{c.edited}"] for m in picked]),
-                    _mean([m[step][f"identity_psnr_{c.neighbour}"] for m in picked]),
+                    [m[step][f"target_psnr_{c.edited}"] for m in picked],
+                    [m[step][f"identity_psnr_{c.neighbour}"] for m in picked],
                 )
 
             header = "| arm | " + " | ".join(f"step {s}" for s in self.checkpoints) + " |"
             rule = "| --- |" + " --- |" * len(self.checkpoints)
             lines += [f"### {case}: {c.description} ({c.edited} to target \\| {c.neighbour} kept)", "", header, rule]
             for arm in self.arms:
-                cells = [f"{t:.2f} \\| {k:.2f}" for t, k in (cell(arm, step) for step in self.checkpoints)]
+                cells = [" \\| ".join(map(_spread, values(arm, step))) for step in self.checkpoints]
                 lines.append(f"| {arm}: {ARMS[arm].description} | " + " | ".join(cells) + " |")
             if "oracle" in self.arms:
-                lines += ["", f"Against the oracle at the same step (dB, edit - oracle; {c.edited} \\| {c.neighbour}):"]
+                paired = " (paired by seed: each seed's edit against the oracle of the same seed)" * (self.seeds > 1)
+                lines += [
+                    "",
+                    f"Against the oracle at the same step (dB, edit - oracle; {c.edited} \\| {c.neighbour}){paired}:",
+                ]
                 lines += ["", header, rule]
                 for arm in (a for a in self.arms if a != "oracle"):
                     gaps = []
                     for step in self.checkpoints:
-                        (t, k), (ot, ok) = cell(arm, step), cell("oracle", step)
-                        gaps.append(f"{t - ot:+.2f} \\| {k - ok:+.2f}")
+                        edit, oracle = values(arm, step), values("oracle", step)
+                        gaps.append(
+                            " \\| ".join(
+                                _spread([e - o for e, o in zip(edit[i], oracle[i])], signed=True) for i in (0, 1)
+                            )
+                        )
                     lines.append(f"| {arm} | " + " | ".join(gaps) + " |")
             lines.append("")
         return "\n".join(lines)
+
+
+def _spread(values: Sequence[float], signed: bool = False) -> str:
+    """The mean, and with several seeds their sample sd: ``20.49 ± 0.31``."""
+    mean = f"{_mean(values):+.2f}" if signed else f"{_mean(values):.2f}"
+    return f"{mean} ± {statistics.stdev(values):.2f}" if len(values) > 1 else mean
 
 
 def markers(section: str) -> Tuple[str, str]:

@@ -42,6 +42,20 @@ def test_region_arms_get_the_edited_objects_box_above_the_table_and_every_mask_a
             assert "--pipeline.identity-anchor" in arm.flags, name  # cached runs keep their meaning
 
 
+def test_with_several_seeds_the_report_gives_their_spread_and_pairs_each_edit_with_its_seeds_oracle():
+    study = IdentityStudy(edits=["blue-ball"], arms=["oracle", "ids"], steps=120, checkpoints=[120], seeds=2)
+    plan = [("blue-ball", arm, seed) for arm in study.arms for seed in range(2)]
+    ball, box = {"oracle": (20.0, 22.0), "ids": (15.0, 19.0)}, {"oracle": (25.0, 27.0), "ids": (20.0, 21.0)}
+    courses = [
+        {120: {"target_psnr_ball": ball[arm][seed], "identity_psnr_box": box[arm][seed]}} for _, arm, seed in plan
+    ]
+    text = study.report_section(plan, courses, 0.0)
+    assert "| oracle: " in text and "21.00 ± 1.41 \\| 26.00 ± 1.41 |" in text
+    assert "| ids: " in text and "17.00 ± 2.83 \\| 20.50 ± 0.71 |" in text
+    # seed 0: 15 - 20 and 20 - 25; seed 1: 19 - 22 and 21 - 27
+    assert "| ids | -4.00 ± 1.41 \\| -5.50 ± 0.71 |" in text
+
+
 @pytest.mark.slow
 def test_a_tiny_identity_study_end_to_end(tmp_path):
     study = IdentityStudy(
