@@ -75,7 +75,7 @@ class IDSEditPipelineConfig(VanillaPipelineConfig):
     (unet sample_size x VAE factor: 512 for SD 1.5, 32 for the tiny model). Aspect ratio is kept."""
     view_hold_steps: int = 2
     """Edit steps spent on one training view before moving to the next (views are visited in a
-    seeded random order). A guess, not yet measured: a view is seen a couple of times in a row."""
+    seeded random order). 1, 2 and 8 kept the same identity on the demo scene (docs/results-nerf.md)."""
     render_chunk_rays: int = 4096
     """Rays per chunk in the deferred backpropagation; peak memory grows with it, speed too. A view
     with no more rays than this is rendered once, with grad, instead of twice."""
