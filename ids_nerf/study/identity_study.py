@@ -184,6 +184,9 @@ class IdentityStudy:
     """Edit seeds per arm (view order, timesteps, noise)."""
     source_steps: int = 600
     """Steps of the source nerfacto (the demo's)."""
+    source_seed: int = 0
+    """``--machine.seed`` of the source's training (the demo trains its own with 42). Edits of a source other
+    than seed 0's are cached under ``identity/source-<seed>/``."""
     size: int = 32
     """Image side of the scene in pixels (the demo's)."""
     views: int = 24
@@ -201,9 +204,8 @@ class IdentityStudy:
         if self.jobs > 1 and "OMP_NUM_THREADS" not in env:
             env["OMP_NUM_THREADS"] = str(max(1, (torch.get_num_threads() or 1) // self.jobs))
         scene = scene_folder(self.cache, self.size, self.views, 0)
-        source = train_source(
-            self.cache, scene, SourceRun("nerfacto", 0, self.source_steps, f"{self.size}px-{self.views}v-s0"), env
-        )
+        recipe = SourceRun("nerfacto", self.source_seed, self.source_steps, f"{self.size}px-{self.views}v-s0")
+        source = train_source(self.cache, scene, recipe, env)
         plan = [(case, arm, seed) for case in self.edits for arm in self.arms for seed in range(self.seeds)]
         with ThreadPoolExecutor(self.jobs) as pool:
             courses = list(pool.map(lambda job: self.run(scene, source, *job, env), plan))
@@ -229,10 +231,11 @@ class IdentityStudy:
         """One edit's course: ``{step: metrics}``, from the cache or run and measured now."""
         arm, appearance = ARMS[arm_name], EDIT_CASES[case].appearance
         base = f"{arm_name}-{arm.key()}-s{seed}"
-        cached = self.cached_course(self.cache / "identity" / case, base, arm.method, source, scene, appearance)
+        root = self.cache / "identity" / (f"source-{self.source_seed}" if self.source_seed else "") / case
+        cached = self.cached_course(root, base, arm.method, source, scene, appearance)
         if cached is not None:
             return cached
-        folder = self.cache / "identity" / case / f"{base}-n{self.steps}"
+        folder = root / f"{base}-n{self.steps}"
         saved = folder / "course.json"
         captions = json.loads((scene / "scene.json").read_text())["appearances"]
         oracle = ["--pipeline.oracle-images", str(scene / "appearances" / appearance / "train")] if arm.oracle else []
@@ -305,9 +308,13 @@ class IdentityStudy:
         against the source, dB; mean over seeds), then each arm's distance to the oracle."""
         lines = [
             f"Written by `ids-nerf identity-3d --edits {' '.join(self.edits)} --arms {' '.join(self.arms)} "
-            f"--steps {self.steps} --seeds {self.seeds}` in {format_seconds(seconds)} (cached runs count no time). "
+            f"--steps {self.steps} --seeds {self.seeds}"
+            + (f" --source-seed {self.source_seed}" if self.source_seed else "")
+            + "` in {format_seconds(seconds)} (cached runs count no time). "
             f"Scene {self.size} px, {self.views} training views, the demo's source recipe (nerfacto, "
-            f"{self.source_steps} steps); "
+            f"{self.source_steps} steps"
+            + (f", trained with seed {self.source_seed}" if self.source_seed else "")
+            + "); "
             "test views. Each cell: edited object vs the ground-truth target \\| neighbour vs the source (PSNR, "
             f"dB), mean over {self.seeds} seed(s){' ± their sample sd' * (self.seeds > 1)}. "
             "The checkpoint of step s has had s + 1 updates (the last: s).",

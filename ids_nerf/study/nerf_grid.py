@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 import torch
 
-from ids_nerf.core.defaults import MAX_STEP
+from ids_nerf.core.defaults import GUIDANCE_SCALE, MAX_STEP
 from ids_nerf.errors import UserError
 from ids_nerf.methods import CPU_NERFACTO, RANDOM_BACKGROUND, SMALL_SPLATFACTO, SPLAT_EDIT_COLOUR_LR, for_device
 
@@ -176,6 +176,24 @@ class EditRun:
     """Largest timestep drawn (--pipeline.max-step)."""
     identity_mask: str = "none"
     """--pipeline.identity-mask: none, or score (the score model's edit mask, the anchor outside it)."""
+
+    @property
+    def settings(self) -> str:
+        """The edit's CFG, largest timestep and mask where they differ from the paper's (CFG 7.5, t < 949,
+        no mask), e.g. ``CFG 1, t < 600, mask score``; empty at the paper's."""
+        parts = [f"CFG {self.guidance_scale:g}"] if self.guidance_scale != GUIDANCE_SCALE else []
+        parts += [f"t < {self.max_step}"] if self.max_step != MAX_STEP else []
+        parts += [f"mask {self.identity_mask}"] if self.identity_mask != "none" else []
+        return ", ".join(parts)
+
+    @property
+    def variant(self) -> str:
+        """What the report groups by beside backbone and edit: the optimizer and any non-paper settings."""
+        return f"{self.optimizer}, {self.settings}" if self.settings else self.optimizer
+
+    def at_paper_settings(self) -> "EditRun":
+        """The same edit at the paper's CFG, largest timestep and no mask: the control of a settings study."""
+        return replace(self, guidance_scale=GUIDANCE_SCALE, max_step=MAX_STEP, identity_mask="none")
 
     @property
     def method(self) -> str:

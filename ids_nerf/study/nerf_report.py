@@ -4,7 +4,7 @@ confidence intervals, verdicts in words, and one labeled figure per backbone and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -65,10 +65,10 @@ def _value(metrics: Dict[str, float], measure: str, case: str) -> float:
 
 
 def _groups(results: Results) -> Dict[Tuple[str, str, str], Dict[Arm, Results]]:
-    """(backbone, case, optimizer) -> arm -> its edits, in the order they come."""
+    """(backbone, case, variant: the optimizer and any non-paper settings) -> arm -> its edits, in order."""
     groups: Dict[Tuple[str, str, str], Dict[Arm, Results]] = {}
     for edit, metrics in results:
-        key = (edit.source.backbone, edit.case, edit.optimizer)
+        key = (edit.source.backbone, edit.case, edit.variant)
         groups.setdefault(key, {}).setdefault(edit.arm, []).append((edit, metrics))
     return groups
 
@@ -88,7 +88,7 @@ def _cell(values: Sequence[float], digits: int) -> str:
 
 def means_table(results: Results) -> str:
     """One row per backbone, edit, optimizer and method: mean ± sample sd over sources and seeds."""
-    header = ["backbone", "edit", "optimizer", "method", "n"] + [MEASURES[m].label for m in TABLE_MEASURES]
+    header = ["backbone", "edit", "optimizer, settings", "method", "n"] + [MEASURES[m].label for m in TABLE_MEASURES]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for (backbone, case, optimizer), arms in _groups(results).items():
         for arm, runs in arms.items():
@@ -101,7 +101,7 @@ def means_table(results: Results) -> str:
 
 def diagnostics_table(results: Results) -> str:
     """One row per backbone, edit, optimizer and method: the step diagnostics, mean ± sd over the edits."""
-    header = ["backbone", "edit", "optimizer", "method", *DIAGNOSTIC_COLUMNS.values()]
+    header = ["backbone", "edit", "optimizer, settings", "method", *DIAGNOSTIC_COLUMNS.values()]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for (backbone, case, optimizer), arms in _groups(results).items():
         for arm, runs in arms.items():
@@ -154,17 +154,30 @@ def ids_vs_dds(results: Results) -> List[Comparison]:
 
 
 def optimizer_comparisons(results: Results, baseline: str) -> List[Comparison]:
-    """Each other optimizer against ``baseline``, same backbone, edit, method, sources and seeds."""
+    """Each other optimizer against ``baseline``, same backbone, edit, settings, method, sources and seeds."""
+    return comparisons_against(results, lambda edit: replace(edit, optimizer=baseline))
+
+
+def settings_comparisons(results: Results) -> List[Comparison]:
+    """Each edit at non-paper settings against the same edit at the paper's (``EditRun.at_paper_settings``)."""
+    return comparisons_against(results, lambda edit: edit.at_paper_settings())
+
+
+def comparisons_against(results: Results, control: Callable[[EditRun], EditRun]) -> List[Comparison]:
+    """Each group against the group of its edits' ``control``, arm by arm and paired by source and seed;
+    groups that are their own control, or whose control did not run, are left out."""
     groups = _groups(results)
     comparisons = []
-    for (backbone, case, optimizer), arms in groups.items():
-        base = groups.get((backbone, case, baseline))
-        if optimizer == baseline or base is None:
+    for (backbone, case, variant), arms in groups.items():
+        first_edit = next(iter(arms.values()))[0][0]
+        base_variant = control(first_edit).variant
+        base = groups.get((backbone, case, base_variant))
+        if base_variant == variant or base is None:
             continue
         for arm, runs in arms.items():
             if arm in base:
                 for measure in ("target", "outside", "leak"):
-                    comparisons.append(compare((backbone, case, optimizer), (arm, runs), (arm, base[arm]), measure))
+                    comparisons.append(compare((backbone, case, variant), (arm, runs), (arm, base[arm]), measure))
     return comparisons
 
 
@@ -203,30 +216,30 @@ def findings(comparisons: List[Comparison], treated_name: str, control_name: str
 
 
 def figure(
-    renders: Dict[Arm, Dict[str, torch.Tensor]], case: str, names: Dict[str, int], edited_id: int, path: Path
+    renders: Dict[str, Dict[str, torch.Tensor]], case: str, names: Dict[str, int], edited_id: int, path: Path
 ) -> Optional[Path]:
-    """Rows = test views; columns = source, each arm, ground truth; under each image the edited object's PSNR to
-    the target and the neighbour's PSNR to the source (dB). Returns the file, or None without renders."""
+    """Rows = test views; columns = source, each edit of ``renders`` (column label -> renders, in its order),
+    ground truth; under each image the edited object's PSNR to the target and the neighbour's PSNR to the
+    source (dB). Returns the file, or None without renders."""
     from ids_nerf.evaluation.regions import region_metrics
     from ids_nerf.images import labeled_grid
 
-    arms = [arm for arm in sorted(renders, key=lambda a: (not a.is_dds, a.fpr_scale or 0.0))]
-    if not arms:
+    if not renders:
         return None
-    first = renders[arms[0]]
+    first = next(iter(renders.values()))
     edited_name, neighbour = EDIT_CASES[case].edited, EDIT_CASES[case].neighbour
     rows, captions = [], []
     for view in range(first["source"].shape[0]):
         source, target, ids = first["source"][view], first["target"][view], first["ids"][view]
         row, caption = [source], [_caption(region_metrics(source, source, target, ids, edited_id, names), case, True)]
-        for arm in arms:
-            image = renders[arm]["edited"][view]
+        for saved in renders.values():
+            image = saved["edited"][view]
             row.append(image)
             caption.append(_caption(region_metrics(image, source, target, ids, edited_id, names), case, False))
         rows.append(row + [target])
         captions.append(caption + [""])
     # the figure font may lack Greek letters: spell lambda out
-    columns = ["source"] + [arm.label.replace("λ=", "lambda ") for arm in arms] + ["ground truth"]
+    columns = ["source"] + [label.replace("λ=", "lambda ") for label in renders] + ["ground truth"]
     note = f"{edited_name}: PSNR to target | {neighbour}: PSNR to source (dB)"
     grid = labeled_grid(rows, columns, [f"view {i}" for i in range(len(rows))], captions, tile=160)
     path.parent.mkdir(parents=True, exist_ok=True)

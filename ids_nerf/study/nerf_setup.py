@@ -28,6 +28,7 @@ def command_line(study) -> str:
         + (f" --guidance-scale {study.guidance_scale:g}" if study.guidance_scale != GUIDANCE_SCALE else "")
         + (f" --max-step {study.max_step}" if study.max_step != MAX_STEP else "")
         + (f" --identity-mask {study.identity_mask}" if study.identity_mask != "none" else "")
+        + (" --compare-paper-settings" if study.compare_paper_settings else "")
         + (f" --model {study.model}" if study.model != "exact" else "")
         + (f" --jobs {study.jobs}" if study.jobs > 1 else "")
     )
@@ -67,6 +68,12 @@ def setup_text(study, seconds: List[float], cached: int, total: float, figures: 
         + (
             "the score's edit mask with the anchor outside it (`--pipeline.identity-mask score`); "
             if study.identity_mask == "score"
+            else ""
+        )
+        + (
+            f"each edit of {study.optimizers[0]} ran at the paper's settings too (CFG {GUIDANCE_SCALE:g}, t < "
+            f"{MAX_STEP}, no mask) as its control; "
+            if study.compare_paper_settings
             else ""
         )
         + f"IDS with N = 3 FPR steps; the same {study.edit_steps} edit steps for every method.",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from ids_nerf.console import format_seconds
-from ids_nerf.core.defaults import MAX_STEP
+from ids_nerf.core.defaults import GUIDANCE_SCALE, MAX_STEP
 from ids_nerf.errors import UserError
 from ids_nerf.study import nerf_report as report
 from ids_nerf.study.nerf_grid import BACKBONES, EDIT_CASES, EditRun, SourceRun, arms, optimizer_flags
@@ -70,6 +70,9 @@ class NerfStudy:
     identity_mask: str = "none"
     """--pipeline.identity-mask of every edit: none, or score (the score model's edit mask, the anchor of
     --pipeline.identity-anchor's default outside it), as the exact-score model's demo edits."""
+    compare_paper_settings: bool = False
+    """Also run the first optimizer's edits at the paper's settings (CFG 7.5, t < 949, no mask) and compare
+    the settings above against them, paired by source and seed. Needs settings that differ from the paper's."""
     optimizers: List[str] = field(default_factory=lambda: ["adam", "sgd:0.3"])
     """Edit optimizers: adam (default, eps 1e-15), adam-eps:E, sgd:S (SGD at S times Adam's rates). The
     first is the baseline; the others run on --alt-optimizer-backbones and --alt-optimizer-scales only.
@@ -154,8 +157,16 @@ class NerfStudy:
             optimizer_flags(spec, BACKBONES["nerfacto"])  # a bad spec fails here, in one line
         if self.identity_mask not in ("none", "score") or not 0 < self.max_step <= 1000:
             raise UserError("--identity-mask must be none or score, and --max-step in 1..1000")
+        if self.compare_paper_settings and self.at_paper_settings():
+            raise UserError(
+                "--compare-paper-settings compares other settings with the paper's: give --guidance-scale, "
+                "--max-step or --identity-mask a value other than 7.5, 949 or none"
+            )
         if any(scale <= 0 for scale in self.fpr_scales + self.alt_optimizer_scales):
             raise UserError("FPR scales (lambda) must be positive; DDS runs anyway")
+
+    def at_paper_settings(self) -> bool:
+        return (self.guidance_scale, self.max_step, self.identity_mask) == (GUIDANCE_SCALE, MAX_STEP, "none")
 
     def thread_env(self, env: Dict[str, str]) -> Dict[str, str]:
         """``env`` with each job's share of the cores as its OMP_NUM_THREADS (jobs that each take all the
@@ -176,20 +187,21 @@ class NerfStudy:
                     continue
                 for arm in arms(self.fpr_scales if baseline else self.alt_optimizer_scales):
                     for seed in range(self.seeds):
-                        edits.append(
-                            EditRun(
-                                source,
-                                case,
-                                arm,
-                                optimizer,
-                                seed,
-                                self.edit_steps,
-                                self.guidance_scale,
-                                self.model,
-                                self.max_step,
-                                self.identity_mask,
-                            )
+                        edit = EditRun(
+                            source,
+                            case,
+                            arm,
+                            optimizer,
+                            seed,
+                            self.edit_steps,
+                            self.guidance_scale,
+                            self.model,
+                            self.max_step,
+                            self.identity_mask,
                         )
+                        if baseline and self.compare_paper_settings:
+                            edits.append(edit.at_paper_settings())  # the control, listed before its edit
+                        edits.append(edit)
         return edits
 
     @staticmethod
@@ -199,7 +211,7 @@ class NerfStudy:
         leak = outcome.metrics.get(f"leak_{case.neighbour}", float("nan"))
         took = "cached" if outcome.cached else f"{outcome.edit_seconds:.0f} s + eval {outcome.eval_seconds:.0f} s"
         return (
-            f"[{index}/{total}] {edit.source.backbone} source {edit.source.seed} {edit.case} {edit.optimizer} "
+            f"[{index}/{total}] {edit.source.backbone} source {edit.source.seed} {edit.case} {edit.variant} "
             f"{edit.arm.label} seed {edit.seed}: {case.edited} {target:.2f} dB, leak into {case.neighbour} "
             f"{leak:.4f} ({took})"
         )
@@ -230,13 +242,18 @@ class NerfStudy:
             "",
         ]
         parts += [report.means_table(results), "", "### IDS - DDS, paired by source and seed", ""]
-        parts += [COMPARISON_NOTE, "", report.comparison_table(ids_dds, "optimizer"), ""]
+        parts += [COMPARISON_NOTE, "", report.comparison_table(ids_dds, "optimizer, settings"), ""]
         parts += ["What it shows (computed from the table above):", ""]
         parts += report.findings(ids_dds, "IDS", "DDS") or ["- no IDS/DDS pairs"]
         if optimizer:
             parts += ["", f"### Optimizers against {self.optimizers[0]}, paired by source and seed", ""]
-            parts += [report.comparison_table(optimizer, "optimizer"), ""]
+            parts += [report.comparison_table(optimizer, "optimizer, settings"), ""]
             parts += report.findings(optimizer, "the optimizer", self.optimizers[0])
+        settings = report.settings_comparisons(results)
+        if settings:
+            parts += ["", "### These settings against the paper's (CFG 7.5, t < 949, no mask), paired", ""]
+            parts += [SETTINGS_NOTE, "", report.comparison_table(settings, "optimizer, settings"), ""]
+            parts += report.findings(settings, "these settings", "the paper's")
         parts += ["", "### Inside the edits: what FPR does and what reaches the NeRF", "", DIAGNOSTICS_NOTE, ""]
         parts += [report.diagnostics_table(results)]
         return "\n".join(parts) + "\n"
@@ -248,14 +265,19 @@ class NerfStudy:
         info = read_scene_info(scene)
         written = {}
         for backbone, case in itertools.product(self.backbones, self.edits):
-            chosen = {}
-            for edit, _ in results:
-                if (edit.source.backbone, edit.case, edit.optimizer) != (backbone, case, self.optimizers[0]):
-                    continue
-                if edit.source.seed == 0 and edit.seed == 0:
-                    saved = renders(self.cache, edit)
-                    if saved is not None:
-                        chosen[edit.arm] = {**saved, "ids": _masks(scene)}
+            shown = [
+                edit
+                for edit, _ in results
+                if (edit.source.backbone, edit.case, edit.optimizer) == (backbone, case, self.optimizers[0])
+                and edit.source.seed == 0
+                and edit.seed == 0
+            ]
+            chosen = {}  # the paper's settings first, then DDS before IDS by lambda
+            for edit in sorted(shown, key=lambda e: (e.settings != "", not e.arm.is_dds, e.arm.fpr_scale or 0.0)):
+                saved = renders(self.cache, edit)
+                if saved is not None:
+                    label = edit.arm.label + (f" ({edit.settings})" if edit.settings else "")
+                    chosen[label] = {**saved, "ids": _masks(scene)}
             path = self.figures / f"nerf-study-{backbone}-{case}.png"
             edited_id = edited_object(info, EDIT_CASES[case].appearance)
             if report.figure(chosen, case, dict(info["objects"]), edited_id, path) is not None:
@@ -268,6 +290,11 @@ DIAGNOSTICS_NOTE = (
     "the edits. The posterior distance is ||z_src - z_0|t(z_src)|| in latent units, the quantity FPR lowers "
     "(for DDS the unrefined one); the direction is the one the distillation loss sends to the NeRF; the latent "
     "change is the mean |z_render - z_src|, how far the render has moved from its stored source latent."
+)
+SETTINGS_NOTE = (
+    "Each cell: the same method, source and edit seed at these settings minus at the paper's (same view order "
+    "and noise seed; the timesteps differ where the largest one does), per source with its 95% Student-t "
+    "interval, then across sources; verdicts as above."
 )
 COMPARISON_NOTE = (
     "Each cell: mean of IDS - DDS over the edit seeds of one source (same seed = same view order, timesteps and "

@@ -92,3 +92,11 @@ def test_a_tiny_identity_study_end_to_end(tmp_path):
     for course in courses:
         metrics = json.loads(course.read_text())["metrics"]
         assert set(metrics) == {"1", "2", "4"} and len({json.dumps(m) for m in metrics.values()}) == 3
+    # another source (the demo trains its own with seed 42): its own training, its edits in their own folder
+    other = dataclasses.replace(study, arms=["oracle"], source_seed=1)
+    other.main()
+    assert len(list((study.cache / "sources").iterdir())) == 2
+    (moved,) = (study.cache / "identity" / "source-1" / "blue-ball").glob("*/course.json")
+    (first,) = [course for course in courses if course.parent.name.startswith("oracle-")]
+    assert json.loads(moved.read_text())["metrics"] != json.loads(first.read_text())["metrics"]
+    assert "--source-seed 1` in" in study.out.read_text() and "trained with seed 1" in study.out.read_text()

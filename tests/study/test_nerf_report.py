@@ -135,3 +135,37 @@ def test_diagnostics_table_averages_what_each_arm_logged():
     assert dds.startswith("| nerfacto | striped-box | adam | DDS | - | 2.000 ± 0.000 |")
     # IDS rows are results 3-5 and 9-11: after = 2, 1, 2, 2, 1, 2
     assert ids.startswith("| nerfacto | striped-box | adam | IDS λ=0.1 | 2.000 ± 0.000 | 1.667 ± 0.516 |")
+
+
+def test_a_settings_study_runs_each_edit_at_the_papers_settings_too():
+    demo = dict(guidance_scale=1.0, max_step=600, identity_mask="score")
+    study = NerfStudy(backbones=["nerfacto"], fpr_scales=[0.1], optimizers=["adam", "sgd:0.3"], **demo)
+    plain = NerfStudy(backbones=["nerfacto"], fpr_scales=[0.1], optimizers=["adam", "sgd:0.3"])
+    plan = NerfStudy(**{**study.__dict__, "compare_paper_settings": True}).plan("k")
+    # adam: 2 sources x 2 edits x 2 arms x 3 seeds at both settings; sgd only at the study's own
+    assert len(plan) == 2 * 24 + 24 and len({e.key() for e in plan}) == len(plan)
+    controls = [e for e in plan if e.settings == ""]
+    assert {e.optimizer for e in controls} == {"adam"}
+    # the controls are the edits of a study at the paper's settings: one cache serves both
+    assert {e.key() for e in controls} == {e.key() for e in plain.plan("k") if e.optimizer == "adam"}
+    demo_label = "CFG 1, t < 600, mask score"
+    assert {e.variant for e in plan} == {"adam", f"adam, {demo_label}", f"sgd:0.3, {demo_label}"}
+    with pytest.raises(UserError, match="--compare-paper-settings compares other settings"):
+        NerfStudy(compare_paper_settings=True).check()
+
+
+def test_settings_are_compared_with_the_same_edit_at_the_papers():
+    results = _results()  # at the paper's settings
+    for edit, metrics in list(results):  # the same edits at CFG 1: 2 dB more on the target, + seed noise
+        demo = EditRun(edit.source, edit.case, edit.arm, edit.optimizer, edit.seed, edit.steps, 1.0)
+        results.append((demo, {**metrics, "target_psnr_box": metrics["target_psnr_box"] + 2.0 + 0.1 * edit.seed}))
+    comparisons = {(c.treated.label, c.measure): c for c in report.settings_comparisons(results)}
+    assert set(comparisons) == {(arm, m) for arm in ("DDS", "IDS λ=0.1") for m in ("target", "outside", "leak")}
+    for arm in ("DDS", "IDS λ=0.1"):
+        target = comparisons[(arm, "target")]
+        assert target.group == ("nerfacto", "striped-box", "adam, CFG 1") and target.verdict == "win"
+        assert target.overall.mean == pytest.approx(2.1)
+        assert comparisons[(arm, "outside")].overall.mean == 0.0
+    # IDS - DDS stays within one setting: one pair of groups each
+    assert {c.group[2] for c in report.ids_vs_dds(results)} == {"adam", "adam, CFG 1"}
+    assert report.optimizer_comparisons(results, "adam") == []  # one optimizer: nothing to compare

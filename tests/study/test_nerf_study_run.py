@@ -73,6 +73,18 @@ def test_a_tiny_nerfacto_study_runs_reports_and_reruns_from_its_cache(tmp_path, 
     assert capsys.readouterr().out.count("(cached)") == 3
     assert "every edit came from the cache" in study.out.read_text()
 
+    # the demo's settings against these: the paper's edits come from the cache, only the new ones run
+    study.guidance_scale, study.max_step, study.identity_mask, study.compare_paper_settings = 1.0, 600, "score", True
+    study.main()
+    printed = capsys.readouterr().out
+    assert printed.count("(cached)") == 3 and printed.count("adam, CFG 1, t < 600, mask score") == 3
+    text = study.out.read_text()
+    assert "| nerfacto | striped-box | adam, CFG 1, t < 600, mask score | IDS λ=1 | 1 |" in text
+    settings = text[text.index("### These settings against the paper's") : text.index("### Inside the edits")]
+    assert settings.count("| nerfacto | striped-box | adam, CFG 1, t < 600, mask score |") == 3 * 3  # 3 arms x 3
+    figure = study.figures / "nerf-study-nerfacto-striped-box.png"
+    assert Image.open(figure).size[0] >= (2 + 6) * 160  # the paper's three arms, then the same three here
+
 
 def test_a_tiny_splatfacto_study_runs_on_the_cpu_stand_in(tmp_path, capsys):
     study = _tiny(tmp_path, "splatfacto", [0.1])
