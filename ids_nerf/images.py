@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -71,12 +71,16 @@ def labeled_grid(
     width = round(first.shape[-1] * scale)
     left = round(max(_text_width(font, label) for label in row_labels)) + 12 if row_labels else 0
     caption_h = line if captions else 0
-    canvas = Image.new("RGB", (left + width * len(columns), line + (tile + caption_h) * len(rows)), "white")
+    headers = [_wrap(font, name, width - 6) for name in columns]  # a long name takes more lines, not the next column
+    header_h = line + (font_size + 2) * (max(len(lines) for lines in headers) - 1)
+    canvas = Image.new("RGB", (left + width * len(columns), header_h + (tile + caption_h) * len(rows)), "white")
     draw = ImageDraw.Draw(canvas)
-    for c, name in enumerate(columns):
-        draw.text((left + c * width + (width - _text_width(font, name)) / 2, 3), name, fill="black", font=font)
+    for c, lines in enumerate(headers):
+        for k, text in enumerate(lines):
+            x = left + c * width + (width - _text_width(font, text)) / 2
+            draw.text((x, 3 + k * (font_size + 2)), text, fill="black", font=font)
     for r, images in enumerate(rows):
-        y = line + r * (tile + caption_h)
+        y = header_h + r * (tile + caption_h)
         if row_labels:
             draw.text((6, y + tile / 2 - line / 2), row_labels[r], fill="black", font=font)
         for c, image in enumerate(images):
@@ -91,6 +95,17 @@ def labeled_grid(
                     font=font,
                 )
     return canvas
+
+
+def _wrap(font, text: str, width: float) -> List[str]:
+    """``text`` broken at spaces into lines no wider than ``width`` pixels (a single word may be wider)."""
+    lines: List[str] = []
+    for word in text.split(" "):
+        if lines and _text_width(font, f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
 
 
 def _font(size: int) -> ImageFont.ImageFont:
