@@ -310,7 +310,7 @@ class IdentityStudy:
             f"Written by `ids-nerf identity-3d --edits {' '.join(self.edits)} --arms {' '.join(self.arms)} "
             f"--steps {self.steps} --seeds {self.seeds}"
             + (f" --source-seed {self.source_seed}" if self.source_seed else "")
-            + "` in {format_seconds(seconds)} (cached runs count no time). "
+            + f"` in {format_seconds(seconds)} (cached runs count no time). "
             f"Scene {self.size} px, {self.views} training views, the demo's source recipe (nerfacto, "
             f"{self.source_steps} steps"
             + (f", trained with seed {self.source_seed}" if self.source_seed else "")
