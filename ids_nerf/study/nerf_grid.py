@@ -158,6 +158,15 @@ class SourceRun:
         ]
 
 
+def settings_label(guidance_scale: float, max_step: int, identity_mask: str) -> str:
+    """CFG, largest timestep and mask where they differ from the paper's (CFG 7.5, t < 949, no mask), e.g.
+    ``CFG 1, t < 600, mask score``; empty at the paper's."""
+    parts = [f"CFG {guidance_scale:g}"] if guidance_scale != GUIDANCE_SCALE else []
+    parts += [f"t < {max_step}"] if max_step != MAX_STEP else []
+    parts += [f"mask {identity_mask}"] if identity_mask != "none" else []
+    return ", ".join(parts)
+
+
 @dataclass(frozen=True)
 class EditRun:
     """One edit: a source, an edit case, a method, an optimizer, an edit seed, steps, CFG, score model, the largest
@@ -179,12 +188,8 @@ class EditRun:
 
     @property
     def settings(self) -> str:
-        """The edit's CFG, largest timestep and mask where they differ from the paper's (CFG 7.5, t < 949,
-        no mask), e.g. ``CFG 1, t < 600, mask score``; empty at the paper's."""
-        parts = [f"CFG {self.guidance_scale:g}"] if self.guidance_scale != GUIDANCE_SCALE else []
-        parts += [f"t < {self.max_step}"] if self.max_step != MAX_STEP else []
-        parts += [f"mask {self.identity_mask}"] if self.identity_mask != "none" else []
-        return ", ".join(parts)
+        """:func:`settings_label` of this edit's CFG, largest timestep and mask."""
+        return settings_label(self.guidance_scale, self.max_step, self.identity_mask)
 
     @property
     def variant(self) -> str:

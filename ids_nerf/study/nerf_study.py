@@ -12,10 +12,18 @@ from pathlib import Path
 from typing import Dict, List
 
 from ids_nerf.console import format_seconds
-from ids_nerf.core.defaults import GUIDANCE_SCALE, MAX_STEP
+from ids_nerf.core.defaults import MAX_STEP
 from ids_nerf.errors import UserError
 from ids_nerf.study import nerf_report as report
-from ids_nerf.study.nerf_grid import BACKBONES, EDIT_CASES, EditRun, SourceRun, arms, optimizer_flags
+from ids_nerf.study.nerf_grid import (
+    BACKBONES,
+    EDIT_CASES,
+    EditRun,
+    SourceRun,
+    arms,
+    optimizer_flags,
+    settings_label,
+)
 from ids_nerf.study.nerf_runs import (
     STDOUT_LOCK,
     is_done,
@@ -157,16 +165,13 @@ class NerfStudy:
             optimizer_flags(spec, BACKBONES["nerfacto"])  # a bad spec fails here, in one line
         if self.identity_mask not in ("none", "score") or not 0 < self.max_step <= 1000:
             raise UserError("--identity-mask must be none or score, and --max-step in 1..1000")
-        if self.compare_paper_settings and self.at_paper_settings():
+        if self.compare_paper_settings and not settings_label(self.guidance_scale, self.max_step, self.identity_mask):
             raise UserError(
                 "--compare-paper-settings compares other settings with the paper's: give --guidance-scale, "
                 "--max-step or --identity-mask a value other than 7.5, 949 or none"
             )
         if any(scale <= 0 for scale in self.fpr_scales + self.alt_optimizer_scales):
             raise UserError("FPR scales (lambda) must be positive; DDS runs anyway")
-
-    def at_paper_settings(self) -> bool:
-        return (self.guidance_scale, self.max_step, self.identity_mask) == (GUIDANCE_SCALE, MAX_STEP, "none")
 
     def thread_env(self, env: Dict[str, str]) -> Dict[str, str]:
         """``env`` with each job's share of the cores as its OMP_NUM_THREADS (jobs that each take all the
