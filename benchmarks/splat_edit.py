@@ -5,6 +5,10 @@ exact-score model, evaluates source and edit with ids-nerf eval, and reads the e
 
     python -m benchmarks.splat_edit --device cuda --size 64      # gsplat on a GPU
     python -m benchmarks.splat_edit                              # CPU: the tests' stand-in rasterizer
+    python -m benchmarks.splat_edit --arms whole region region-cut --seeds 0 1   # the edit region's worth
+
+With several arms or seeds every edit starts from the one source, and a table of the ball against the
+target and of the unedited regions against the source is printed (and written beside ``--out``).
 
 Every command runs through ``python -m ids_nerf.testing.ns_run``, which swaps in the CPU rasterizer only when
 there is no CUDA device.
@@ -33,6 +37,40 @@ def run(command: list, env: dict, log: Path) -> float:
     return time.time() - started
 
 
+def arm_flags(arm: str) -> list:
+    """The extra ns-train flags of an arm: ``whole`` edits the whole scene, ``region`` limits the edit to the
+    ball's box (a 2D mask per view, the anchor outside), ``region-cut`` also zeroes the gradient of the
+    Gaussians whose centre is outside the box."""
+    from ids_nerf.study.identity_study import edited_object_region
+
+    if arm not in ARMS:
+        raise SystemExit(f"splat_edit: unknown arm {arm!r}; choose from {', '.join(ARMS)}")
+    region = edited_object_region("blue-ball")
+    return {"whole": [], "region": region, "region-cut": [*region, "--pipeline.region-cut", "True"]}[arm]
+
+
+ARMS = ("whole", "region", "region-cut")
+COLUMNS = (
+    ("ball to target", "target_psnr_ball"),
+    ("box vs source", "identity_psnr_box"),
+    ("table vs source", "identity_psnr_table"),
+    ("background vs source", "identity_psnr_background"),
+    ("box leak", "leak_box"),
+)
+
+
+def table(edits: list) -> str:
+    """Markdown: one row per arm and seed, PSNR in dB, leak as mean absolute colour change."""
+    lines = [
+        "| arm | seed | " + " | ".join(name for name, _ in COLUMNS) + " |",
+        "| --- | --- |" + " --- |" * len(COLUMNS),
+    ]
+    for edit in edits:
+        cells = [f"{edit['metrics'][key]:.{3 if key.startswith('leak') else 2}f}" for _, key in COLUMNS]
+        lines.append(f"| {edit['arm']} | {edit['seed']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     from benchmarks.edit_step import step_split
     from ids_nerf.methods import SMALL_SPLATFACTO
@@ -52,8 +90,11 @@ def main() -> None:
     parser.add_argument("--source-steps", type=int, default=1500)
     parser.add_argument("--edit-steps", type=int, default=120)
     parser.add_argument("--colour-lr", type=float, default=0.025, help="features_dc learning rate of the edit")
+    parser.add_argument("--arms", nargs="+", default=["whole"], help=f"edits of the one source: {', '.join(ARMS)}")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="--pipeline.seed of each arm's edits")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/splat_edit.json"))
     args = parser.parse_args()
+    flags = {arm: arm_flags(arm) for arm in args.arms}  # a wrong arm stops before the source trains
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     logs = args.out.parent
@@ -84,43 +125,64 @@ def main() -> None:
         logs / "splat_source.log",
     )
     source = root / "out" / "scene" / "splatfacto" / "src"
-    seconds["edit"] = run(
-        synthetic_train_command(
-            root,
-            scene,
-            "ids-edit-splat",
-            "edit",
-            args.edit_steps,
-            "--logging.steps-per-log",
-            "1",
-            *splat_edit_args(scene, source / "nerfstudio_models", scene, args.colour_lr),
-            device=device,
-        ),
-        env,
-        logs / "splat_edit.log",
-    )
-    edited = root / "out" / "scene" / "ids-edit-splat" / "edit"
-    seconds["eval"] = run(
-        [
-            *NS_RUN,
-            "ids-nerf",
-            "eval",
-            "--source",
-            str(source / "config.yml"),
-            "--edited",
-            str(edited / "config.yml"),
-            "--out",
-            str(root / "eval"),
-            "--scene",
-            str(scene),
-            "--target-appearance",
-            "edited",
-        ],
-        env,
-        logs / "splat_eval.log",
-    )
-    metrics = json.loads((root / "eval" / "metrics.json").read_text())["metrics"]
-    split, peaks = step_split(edited)
+    edits = []
+    for arm in args.arms:
+        for seed in args.seeds:
+            name = f"edit-{arm}-s{seed}"
+            edit_seconds = run(
+                synthetic_train_command(
+                    root,
+                    scene,
+                    "ids-edit-splat",
+                    name,
+                    args.edit_steps,
+                    "--logging.steps-per-log",
+                    "1",
+                    "--pipeline.seed",
+                    str(seed),
+                    *splat_edit_args(scene, source / "nerfstudio_models", scene, args.colour_lr),
+                    *flags[arm],
+                    device=device,
+                ),
+                env,
+                logs / f"splat_{name}.log",
+            )
+            edited = root / "out" / "scene" / "ids-edit-splat" / name
+            eval_seconds = run(
+                [
+                    *NS_RUN,
+                    "ids-nerf",
+                    "eval",
+                    "--source",
+                    str(source / "config.yml"),
+                    "--edited",
+                    str(edited / "config.yml"),
+                    "--out",
+                    str(root / f"eval-{name}"),
+                    "--scene",
+                    str(scene),
+                    "--target-appearance",
+                    "edited",
+                ],
+                env,
+                logs / f"splat_eval_{name}.log",
+            )
+            split, peaks = step_split(edited)
+            edits.append(
+                {
+                    "arm": arm,
+                    "seed": seed,
+                    "flags": flags[arm],
+                    "seconds": {"edit": edit_seconds, "eval": eval_seconds},
+                    "step_ms": split,
+                    "step_total_ms": sum(split.values()),
+                    "peak_memory_gib": peaks["allocated"],
+                    "peak_reserved_gib": peaks["reserved"],
+                    "metrics": json.loads((root / f"eval-{name}" / "metrics.json").read_text())["metrics"],
+                    "eval_folder": str(root / f"eval-{name}"),
+                }
+            )
+    first = edits[0]
     result = {
         "device": args.device,
         "size": args.size,
@@ -128,15 +190,20 @@ def main() -> None:
         "source_steps": args.source_steps,
         "edit_steps": args.edit_steps,
         "colour_lr": args.colour_lr,
-        "seconds": seconds,
-        "step_ms": split,
-        "step_total_ms": sum(split.values()),
-        "peak_memory_gib": peaks["allocated"],
-        "peak_reserved_gib": peaks["reserved"],
-        "metrics": metrics,
+        "seconds": {**seconds, **first["seconds"]},
+        "step_ms": first["step_ms"],
+        "step_total_ms": first["step_total_ms"],
+        "peak_memory_gib": first["peak_memory_gib"],
+        "peak_reserved_gib": first["peak_reserved_gib"],
+        "metrics": first["metrics"],
+        "edits": edits,
     }
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
+    if len(edits) > 1:
+        summary = table(edits)
+        args.out.with_suffix(".md").write_text(summary + "\n")
+        print(summary)
 
 
 if __name__ == "__main__":
