@@ -64,7 +64,9 @@ def test_score_fn_applies_cfg_with_the_empty_prompt(tiny_guidance):
         eps_c = g.unet(z, t, encoder_hidden_states=cond).sample
         eps_u = g.unet(z, t, encoder_hidden_states=g.embed_prompt("").expand(2, -1, -1)).sample
         got = g.score_fn(z, t, cond)
-    torch.testing.assert_close(got, classifier_free_guidance(eps_u, eps_c, 7.5), rtol=1e-4, atol=1e-5)
+    # score_fn runs both prompts in one batch; the UNet's float32 sums then differ by ~1e-6, which CFG 7.5
+    # scales by 8.5 (CI measured 1.3e-5), so the bound is 8.5 times float32's batch noise, not 1e-5
+    torch.testing.assert_close(got, classifier_free_guidance(eps_u, eps_c, 7.5), rtol=1e-4, atol=5e-5)
 
 
 def test_encode_with_and_without_grad(tiny_guidance):
