@@ -37,6 +37,9 @@ def run(command: list, env: dict, log: Path) -> float:
     return time.time() - started
 
 
+ARMS = ("whole", "region", "region-cut")
+
+
 def arm_flags(arm: str) -> list:
     """The extra ns-train flags of an arm: ``whole`` edits the whole scene, ``region`` limits the edit to the
     ball's box (a 2D mask per view, the anchor outside), ``region-cut`` also zeroes the gradient of the
@@ -49,7 +52,6 @@ def arm_flags(arm: str) -> list:
     return {"whole": [], "region": region, "region-cut": [*region, "--pipeline.region-cut", "True"]}[arm]
 
 
-ARMS = ("whole", "region", "region-cut")
 COLUMNS = (
     ("ball to target", "target_psnr_ball"),
     ("box vs source", "identity_psnr_box"),
@@ -71,15 +73,58 @@ def table(edits: list) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def edit_and_measure(root: Path, scene: Path, source: Path, env: dict, args, device: str, arm, flags, seed) -> dict:
+    """One ids-edit-splat run of ``source`` with an arm's flags and an edit seed, evaluated on the test views."""
     from benchmarks.edit_step import step_split
+    from ids_nerf.testing.ns_commands import NS_RUN, splat_edit_args, synthetic_train_command
+
+    name = f"edit-{arm}-s{seed}"
+    edit_seconds = run(
+        synthetic_train_command(
+            root,
+            scene,
+            "ids-edit-splat",
+            name,
+            args.edit_steps,
+            "--logging.steps-per-log",
+            "1",
+            "--pipeline.seed",
+            str(seed),
+            *splat_edit_args(scene, source / "nerfstudio_models", scene, args.colour_lr),
+            *flags,
+            device=device,
+        ),
+        env,
+        args.out.parent / f"splat_{name}.log",
+    )
+    edited, evaluation = root / "out" / "scene" / "ids-edit-splat" / name, root / f"eval-{name}"
+    eval_command = ["ids-nerf", "eval", "--source", str(source / "config.yml"), "--edited", str(edited / "config.yml")]
+    eval_seconds = run(
+        [*NS_RUN, *eval_command, "--out", str(evaluation), "--scene", str(scene), "--target-appearance", "edited"],
+        env,
+        args.out.parent / f"splat_eval_{name}.log",
+    )
+    split, peaks = step_split(edited)
+    return {
+        "arm": arm,
+        "seed": seed,
+        "flags": flags,
+        "seconds": {"edit": edit_seconds, "eval": eval_seconds},
+        "step_ms": split,
+        "step_total_ms": sum(split.values()),
+        "peak_memory_gib": peaks["allocated"],
+        "peak_reserved_gib": peaks["reserved"],
+        "metrics": json.loads((evaluation / "metrics.json").read_text())["metrics"],
+        "eval_folder": str(evaluation),
+    }
+
+
+def main() -> None:
     from ids_nerf.methods import SMALL_SPLATFACTO
     from ids_nerf.scenes import write_edit_scene
     from ids_nerf.testing.ns_commands import (
-        NS_RUN,
         make_offline_alexnet,
         offline_env,
-        splat_edit_args,
         synthetic_train_command,
     )
 
@@ -125,63 +170,11 @@ def main() -> None:
         logs / "splat_source.log",
     )
     source = root / "out" / "scene" / "splatfacto" / "src"
-    edits = []
-    for arm in args.arms:
-        for seed in args.seeds:
-            name = f"edit-{arm}-s{seed}"
-            edit_seconds = run(
-                synthetic_train_command(
-                    root,
-                    scene,
-                    "ids-edit-splat",
-                    name,
-                    args.edit_steps,
-                    "--logging.steps-per-log",
-                    "1",
-                    "--pipeline.seed",
-                    str(seed),
-                    *splat_edit_args(scene, source / "nerfstudio_models", scene, args.colour_lr),
-                    *flags[arm],
-                    device=device,
-                ),
-                env,
-                logs / f"splat_{name}.log",
-            )
-            edited = root / "out" / "scene" / "ids-edit-splat" / name
-            eval_seconds = run(
-                [
-                    *NS_RUN,
-                    "ids-nerf",
-                    "eval",
-                    "--source",
-                    str(source / "config.yml"),
-                    "--edited",
-                    str(edited / "config.yml"),
-                    "--out",
-                    str(root / f"eval-{name}"),
-                    "--scene",
-                    str(scene),
-                    "--target-appearance",
-                    "edited",
-                ],
-                env,
-                logs / f"splat_eval_{name}.log",
-            )
-            split, peaks = step_split(edited)
-            edits.append(
-                {
-                    "arm": arm,
-                    "seed": seed,
-                    "flags": flags[arm],
-                    "seconds": {"edit": edit_seconds, "eval": eval_seconds},
-                    "step_ms": split,
-                    "step_total_ms": sum(split.values()),
-                    "peak_memory_gib": peaks["allocated"],
-                    "peak_reserved_gib": peaks["reserved"],
-                    "metrics": json.loads((root / f"eval-{name}" / "metrics.json").read_text())["metrics"],
-                    "eval_folder": str(root / f"eval-{name}"),
-                }
-            )
+    edits = [
+        edit_and_measure(root, scene, source, env, args, device, arm, flags[arm], seed)
+        for arm in args.arms
+        for seed in args.seeds
+    ]
     first = edits[0]
     result = {
         "device": args.device,
@@ -190,12 +183,9 @@ def main() -> None:
         "source_steps": args.source_steps,
         "edit_steps": args.edit_steps,
         "colour_lr": args.colour_lr,
+        # the first edit's numbers at the top level too, where the single-edit runs (the GPU script) read them
+        **{key: first[key] for key in ("step_ms", "step_total_ms", "peak_memory_gib", "peak_reserved_gib", "metrics")},
         "seconds": {**seconds, **first["seconds"]},
-        "step_ms": first["step_ms"],
-        "step_total_ms": first["step_total_ms"],
-        "peak_memory_gib": first["peak_memory_gib"],
-        "peak_reserved_gib": first["peak_reserved_gib"],
-        "metrics": first["metrics"],
         "edits": edits,
     }
     args.out.write_text(json.dumps(result, indent=2))
