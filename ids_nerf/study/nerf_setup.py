@@ -10,6 +10,7 @@ from typing import Dict, List
 
 from ids_nerf.console import format_seconds
 from ids_nerf.core.defaults import GUIDANCE_SCALE, MAX_STEP, MIN_STEP
+from ids_nerf.study.nerf_grid import EDIT_CASES
 
 
 def command_line(study) -> str:
@@ -38,6 +39,30 @@ def _link(path: Path, document: Path) -> str:
     return os.path.relpath(path, document.parent)
 
 
+def _and(parts: List[str]) -> str:
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
+
+
+def edits_text(edits: List[str]) -> str:
+    """The edits that ran, each with what it changes: only those, so a one-edit study says one edit."""
+    return _and([f"{name} ({EDIT_CASES[name].description})" for name in edits])
+
+
+def neighbours_text(edits: List[str]) -> str:
+    """Which object is each edit's neighbour, for the edits that ran."""
+    return ", ".join(f"the {EDIT_CASES[name].neighbour} for {name}" for name in edits)
+
+
+def sources_text(study) -> str:
+    """Each backbone that ran and its source recipe; the others are not named."""
+    recipes = {
+        "nerfacto": f"nerfacto {study.nerfacto_source_steps} steps (the demo's reduced nerfacto)",
+        "splatfacto": f"splatfacto {study.splatfacto_source_steps} steps (the demo's small splatfacto; without "
+        "CUDA through the tests' CPU stand-in rasterizer)",
+    }
+    return _and([recipes[name] for name in study.backbones])
+
+
 def setup_text(study, seconds: List[float], cached: int, total: float, figures: Dict[str, Path]) -> str:
     """The section's head: title, reduced-run warning, command, setup, times, figure links. ``seconds``:
     each edit's edit + evaluation time as measured when it ran; ``cached`` of them came from the cache."""
@@ -61,8 +86,7 @@ def setup_text(study, seconds: List[float], cached: int, total: float, figures: 
         "```",
         "",
         f"- Scene: `make-scene --size {study.size} --views {study.views} --seed {study.scene_seed} "
-        "--appearances edited striped-box`; edits: blue-ball (the red ball turns blue) and striped-box (yellow "
-        "stripes on the green box, which stands next to the ball). Score model: "
+        f"--appearances edited striped-box`; edits: {edits_text(study.edits)}. Score model: "
         + ("the scene's exact-score model" if study.model == "exact" else f"`{study.model}`")
         + f", CFG {study.guidance_scale:g}, t in [{MIN_STEP}, {study.max_step}); "
         + (
@@ -77,10 +101,8 @@ def setup_text(study, seconds: List[float], cached: int, total: float, figures: 
             else ""
         )
         + f"IDS with N = 3 FPR steps; the same {study.edit_steps} edit steps for every method.",
-        f"- Sources: {study.sources} per backbone, trained independently (`--machine.seed` 0, 1, ...): nerfacto "
-        f"{study.nerfacto_source_steps} steps (the demo's reduced nerfacto), splatfacto "
-        f"{study.splatfacto_source_steps} steps (the demo's small splatfacto; without CUDA through the tests' CPU "
-        f"stand-in rasterizer). Edit seeds {', '.join(map(str, range(study.seeds)))} (`--pipeline.seed`) on each.",
+        f"- Sources: {study.sources} per backbone, trained independently (`--machine.seed` 0, 1, ...): "
+        f"{sources_text(study)}. Edit seeds {', '.join(map(str, range(study.seeds)))} (`--pipeline.seed`) on each.",
         f"- Optimizers: {', '.join(study.optimizers)}"
         + (
             f"; the first is the edits' default and runs everywhere, the others on "
@@ -90,7 +112,7 @@ def setup_text(study, seconds: List[float], cached: int, total: float, figures: 
             else "."
         ),
         "- Measured on the test views with `ids-nerf eval` (columns below): the edited object against the "
-        "ground-truth target; the neighbour (the box for blue-ball, the ball for striped-box), the table and the "
+        f"ground-truth target; the neighbour ({neighbours_text(study.edits)}), the table and the "
         "background each against the source render; the leak is the mean absolute colour change inside the "
         "neighbour (0-1 scale). PSNR is capped at 100 dB.",
         "",

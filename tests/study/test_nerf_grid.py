@@ -63,3 +63,18 @@ def test_an_edit_at_the_demos_settings_has_its_own_key_and_flags_and_the_study_r
     assert "--max-step" not in command_line(NerfStudy())
     with pytest.raises(UserError, match="--identity-mask must be none or score"):
         NerfStudy(identity_mask="region").check()
+
+
+def test_the_setup_names_only_the_edits_and_backbones_that_ran():
+    from ids_nerf.study.nerf_setup import setup_text
+    from ids_nerf.study.nerf_study import NerfStudy
+
+    one = setup_text(NerfStudy(backbones=["nerfacto"], edits=["blue-ball"]), [10.0], 0, 20.0, {})
+    assert "edits: blue-ball (the red ball turns blue). Score model" in one  # the scene still has striped-box
+    sources = next(line for line in one.splitlines() if line.startswith("- Sources:"))
+    assert "splatfacto" not in sources and "nerfacto 600 steps" in sources
+    assert "(the box for blue-ball)" in one
+    both = setup_text(NerfStudy(), [10.0], 0, 20.0, {})
+    assert "blue-ball (the red ball turns blue) and striped-box (yellow stripes" in both
+    assert "the box for blue-ball, the ball for striped-box" in both
+    assert " and splatfacto " in both
