@@ -94,6 +94,13 @@ ARMS: Dict[str, IdentityArm] = {
         "IDS, the edited object's box as a mask per view and the anchor outside it",
         region=True,
     ),
+    "ids-region-cfg1-t600": IdentityArm(
+        "ids-edit",
+        (*DEMO_IDS, "--pipeline.identity-mask", "region", *anchor(10), "--pipeline.guidance-scale", "1")
+        + ("--pipeline.max-step", "600"),
+        "IDS, the edited object's box as the mask, anchor 10, no CFG, t below 600 (the demo's settings)",
+        region=True,
+    ),
     "ids-cfg3": IdentityArm(
         "ids-edit", (*DEMO_IDS, "--pipeline.guidance-scale", "3"), "suspect CFG overshoot: CFG 3 instead of 7.5"
     ),
