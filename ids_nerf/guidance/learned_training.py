@@ -28,7 +28,7 @@ from ids_nerf.guidance.captions import CaptionEncoder, CaptionEncoderConfig
 from ids_nerf.guidance.exact import PixelCodec
 from ids_nerf.guidance.learned import KIND, MANIFEST, build_unet, save_learned
 from ids_nerf.io import staged_output_dir
-from ids_nerf.scenes.random_scenes import CAPTION_WORDS, render_training_set, rgb_on_white
+from ids_nerf.scenes.random_scenes import CAPTION_WORDS, render_training_set, rgb_on_white, single_object_captions
 
 TRAINING_SET = "training-set"
 TRAINING_FILE = "training.json"
@@ -60,6 +60,11 @@ class TrainingSettings:
     """Seed of the scenes, cameras, initial weights and batches; the same seed on the same device repeats a run."""
     caption_dropout: float = 0.15
     """Share of training captions replaced by the empty one, in [0, 1): the unconditional model CFG needs."""
+    single_object_captions: float = 0.0
+    """Share of training captions, in [0, 1], cut to one object's half ("a blue ball on a table" or "a green box
+    on a table", evenly), the other object's colour left unsaid: each colour word is then also seen with the one
+    object it belongs to, which teaches the model which object a colour binds to. Drawn among the captions that
+    are not dropped. 0: every caption names both objects (how ``learned:default`` was trained)."""
     minutes: Optional[float] = None
     """Time budget in minutes (> 0), rendering included: training stops when it is spent and the model is saved
     (at least one step is done). None: no budget."""
@@ -91,6 +96,8 @@ class TrainingSettings:
             raise UserError(f"--lr must be positive, not {self.lr}")
         if not 0 <= self.caption_dropout < 1:
             raise UserError(f"--caption-dropout must be in [0, 1), not {self.caption_dropout}")
+        if not 0 <= self.single_object_captions <= 1:
+            raise UserError(f"--single-object-captions must be in [0, 1], not {self.single_object_captions}")
         if self.minutes is not None and not self.minutes > 0:
             raise UserError(f"--minutes must be positive, not {self.minutes}")
         if not self.channels or any(c < 32 or c % 32 for c in self.channels):
@@ -213,6 +220,31 @@ class _EpsilonLoss:
         return float(self(unet, encoder, rows, t, noise, self.ids[rows]))
 
 
+@dataclass
+class CaptionDraw:
+    """Each step's captions as word ids: the rows' own, some cut to one object's half
+    (``single_object_captions``), some dropped to the empty caption (``caption_dropout``)."""
+
+    settings: TrainingSettings
+    ids: torch.Tensor
+    """``[N, W]`` every training view's whole caption."""
+    halves: List[torch.Tensor]
+    """The ball's and the box's halves, each ``[N, W]``."""
+    null: torch.Tensor
+    """``[1, W]`` the empty caption."""
+
+    def __call__(self, rows: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        n, device = len(rows), self.ids.device
+        drop = (torch.rand(n, generator=g) < self.settings.caption_dropout).to(device)
+        batch = self.ids[rows]
+        if self.settings.single_object_captions > 0:  # drawn only then: a run without halves repeats bit for bit
+            cut = (torch.rand(n, generator=g) < self.settings.single_object_captions).to(device)
+            ball = (torch.rand(n, generator=g) < 0.5).to(device)
+            half = torch.where(ball[:, None], self.halves[0][rows], self.halves[1][rows])
+            batch = torch.where(cut[:, None], half, batch)
+        return torch.where(drop[:, None], self.null, batch)
+
+
 def train_score_model(
     out: Path, settings: TrainingSettings, command: str, overwrite: bool = False, stages: Optional[Stages] = None
 ) -> dict:
@@ -236,7 +268,8 @@ def train_score_model(
         unet = build_unet(settings.size, settings.channels, settings.layers_per_block, settings.caption_dim).to(device)
         x0 = PixelCodec(1).encode(torch.from_numpy(rgb_on_white(images)).permute(0, 3, 1, 2)).to(device)
         ids = encoder.tokenize(captions)
-        null = encoder.tokenize([""])
+        halves = [encoder.tokenize(list(h)) for h in zip(*map(single_object_captions, captions))]
+        draw_captions = CaptionDraw(settings, ids, halves, encoder.tokenize([""]))
         alphas = sd_alphas_cumprod().float().to(device)
         loss_of = _EpsilonLoss(x0, ids, alphas, settings.seed)
         params = [*unet.parameters(), *encoder.parameters()]
@@ -251,8 +284,7 @@ def train_score_model(
             rows = torch.randint(len(x0), (settings.batch_size,), generator=g).to(device)
             t = torch.randint(0, 1000, (settings.batch_size,), generator=g).to(device)
             noise = torch.randn(settings.batch_size, *x0.shape[1:], generator=g).to(device)
-            drop = (torch.rand(settings.batch_size, generator=g) < settings.caption_dropout).to(device)
-            batch_ids = torch.where(drop[:, None], null, ids[rows])
+            batch_ids = draw_captions(rows, g)
             loss = loss_of(unet, encoder, rows, t, noise, batch_ids)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -42,6 +42,17 @@ STRIPED_CAPTION = "a {ball} ball and a {box} box with {stripes} stripes on a tab
 TEMPLATE_WORDS = {w for t in (PLAIN_CAPTION, STRIPED_CAPTION) for w in t.split() if not w.startswith("{")}
 CAPTION_WORDS = tuple(sorted(TEMPLATE_WORDS | {"an"} | set(PALETTE)))
 """Every word a caption can have: the templates', "an" (before a vowel: "an orange box") and the palette's."""
+SCENE_SUFFIX = " on a table"
+
+
+def single_object_captions(caption: str) -> Tuple[str, str]:
+    """The ball's and the box's halves of a two-object caption, each a caption of its own: "a red ball and a
+    green box on a table" gives "a red ball on a table" and "a green box on a table". Trained on, they show each
+    colour word with one object only (see ``TrainingSettings.single_object_captions``)."""
+    ball, box = caption.removesuffix(SCENE_SUFFIX).split(" and ", 1)
+    return ball + SCENE_SUFFIX, box + SCENE_SUFFIX
+
+
 STRIPE_PROBABILITY = 0.3
 """Share of boxes with stripes (the evaluation scene's striped-box appearance is a texture edit)."""
 SPHERE_RADII = (0.2, 0.45)

@@ -106,3 +106,15 @@ def test_a_scene_is_rendered_in_its_colors():
     assert rgb.shape == (32, 32, 3) and rgb.min() >= 0 and rgb.max() <= 1
     blue = (rgb[..., 2] > 0.3) & (rgb[..., 0] < 0.5 * rgb[..., 2]) & (rgb[..., 1] < 0.5 * rgb[..., 2])
     assert blue.sum() > 5  # the ball shows
+
+
+def test_a_caption_splits_into_one_caption_per_object_in_the_vocabulary():
+    assert rs.single_object_captions("a red ball and an orange box on a table") == (
+        "a red ball on a table",
+        "an orange box on a table",
+    )
+    ball, box = rs.single_object_captions("a blue ball and a green box with yellow stripes on a table")
+    assert (ball, box) == ("a blue ball on a table", "a green box with yellow stripes on a table")
+    for scene in (rs.draw_scene(0, i) for i in range(50)):
+        for half in rs.single_object_captions(scene.caption):
+            assert set(half.split()) <= set(rs.CAPTION_WORDS) and half.endswith(" on a table"), half
