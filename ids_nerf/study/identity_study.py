@@ -361,8 +361,48 @@ class IdentityStudy:
                             )
                         )
                     lines.append(f"| {arm} | " + " | ".join(gaps) + " |")
+            others = [a for a in self.arms if a != "oracle"]
+            if len(others) > 1:
+                lines += ["", *self.equal_target_table(others, values, header, rule, c.edited, c.neighbour)]
             lines.append("")
         return "\n".join(lines)
+
+    def equal_target_table(self, arms, values, header: str, rule: str, edited: str, neighbour: str) -> List[str]:
+        """Each arm's neighbour against the first arm's at the same edited-object PSNR: per seed, the first
+        arm's course of that seed read at the PSNR this arm reached (:func:`at_equal_target`)."""
+        reference = arms[0]
+        lines = [
+            f"At equal target, against {reference} (dB, {neighbour} of the arm - {neighbour} of {reference} "
+            f"where {reference}'s course reached the arm's {edited} PSNR; linear between {reference}'s "
+            "checkpoints, '-' where a seed's PSNR lies outside its course):",
+            "",
+            header,
+            rule,
+        ]
+        courses = {  # per seed: [(edited, neighbour)] at each checkpoint, in step order
+            arm: list(zip(*(zip(*values(arm, step)) for step in self.checkpoints))) for arm in arms
+        }
+        for arm in arms[1:]:
+            cells = []
+            for k in range(len(self.checkpoints)):
+                gaps = []
+                for seed, course in enumerate(courses[arm]):
+                    target, kept = course[k]
+                    there = at_equal_target(courses[reference][seed], target)
+                    gaps.append(None if there is None else kept - there)
+                cells.append("-" if None in gaps else _spread(gaps, signed=True))
+            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+        return lines
+
+
+def at_equal_target(course: Sequence[Tuple[float, float]], target: float) -> Optional[float]:
+    """The neighbour's PSNR along ``course`` (``(edited, neighbour)`` PSNRs at its checkpoints, in step order)
+    where the edited object's PSNR was ``target``: linear between the first two consecutive checkpoints that
+    bracket it; None when no pair does (no extrapolation)."""
+    for (e0, n0), (e1, n1) in zip(course, course[1:]):
+        if min(e0, e1) <= target <= max(e0, e1):
+            return n0 if e1 == e0 else n0 + (target - e0) / (e1 - e0) * (n1 - n0)
+    return None
 
 
 def _spread(values: Sequence[float], signed: bool = False) -> str:

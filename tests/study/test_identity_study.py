@@ -7,7 +7,13 @@ import json
 import pytest
 
 from ids_nerf.errors import UserError
-from ids_nerf.study.identity_study import ARMS, IdentityStudy, checkpoint_file, edited_object_region
+from ids_nerf.study.identity_study import (
+    ARMS,
+    IdentityStudy,
+    at_equal_target,
+    checkpoint_file,
+    edited_object_region,
+)
 
 
 def test_bad_settings_are_refused_in_one_line():
@@ -54,6 +60,35 @@ def test_with_several_seeds_the_report_gives_their_spread_and_pairs_each_edit_wi
     assert "| ids: " in text and "17.00 ± 2.83 \\| 20.50 ± 0.71 |" in text
     # seed 0: 15 - 20 and 20 - 25; seed 1: 19 - 22 and 21 - 27
     assert "| ids | -4.00 ± 1.41 \\| -5.50 ± 0.71 |" in text
+
+
+def test_at_equal_target_reads_the_neighbour_between_the_checkpoints_that_bracket_it():
+    course = [(10.0, 20.0), (14.0, 24.0), (16.0, 30.0)]
+    assert at_equal_target(course, 12.0) == 22.0
+    assert at_equal_target(course, 15.5) == 28.5
+    assert at_equal_target(course, 14.0) == 24.0
+    assert at_equal_target(course, 9.0) is None and at_equal_target(course, 16.5) is None  # no extrapolation
+    assert at_equal_target([(10.0, 20.0)], 10.0) is None
+
+
+def test_the_report_compares_arms_at_equal_target_per_seed():
+    study = IdentityStudy(edits=["blue-ball"], arms=["ids", "ids-region"], steps=120, checkpoints=[60, 120], seeds=2)
+    plan = [("blue-ball", arm, seed) for arm in study.arms for seed in range(2)]
+    # per arm and seed: (ball, box) at 60 and 120
+    runs = {
+        ("ids", 0): [(10.0, 20.0), (14.0, 24.0)],
+        ("ids", 1): [(11.0, 21.0), (15.0, 23.0)],
+        ("ids-region", 0): [(9.0, 25.0), (12.0, 27.0)],  # 12 dB: ids seed 0 had box 22 there
+        ("ids-region", 1): [(10.0, 26.0), (13.0, 28.0)],  # 13 dB: ids seed 1 had box 22
+    }
+    courses = [
+        {s: {"target_psnr_ball": b, "identity_psnr_box": x} for s, (b, x) in zip((60, 120), runs[(arm, seed)])}
+        for _, arm, seed in plan
+    ]
+    text = study.report_section(plan, courses, 0.0)
+    assert "At equal target, against ids (dB, box of the arm - box of ids" in text
+    # step 60: both seeds' balls (9, 10) lie below ids' courses (from 10 and 11): seed 0 at 9 is outside
+    assert "| ids-region | - | +5.50 ± 0.71 |" in text
 
 
 @pytest.mark.slow
