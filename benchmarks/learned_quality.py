@@ -88,6 +88,25 @@ def sample(
     return model.decode(step.pred_original_sample).clamp(0, 1)
 
 
+SWAPPED = ("a blue ball and a green box on a table", "a green ball and a blue box on a table")
+
+
+def word_order_sensitivity(encoder) -> float:
+    """How differently ``encoder`` (a :class:`CaptionEncoder`) encodes the two captions of :data:`SWAPPED` than a
+    swap of their colour words' vectors would: the relative norm of the difference. Near 0 the encoder sees the
+    colour words but not which noun each stands before, and the UNet's cross-attention, which takes the
+    caption's vectors as a set, cannot bind a colour to its object."""
+    from ids_nerf.guidance.captions import split_words
+
+    words = split_words(SWAPPED[0])
+    first, second = words.index("blue"), words.index("green")
+    with torch.no_grad():
+        a, b = encoder.encode(list(SWAPPED))
+    swapped = a.clone()
+    swapped[[first, second]] = a[[second, first]]
+    return float((swapped - b).norm() / b.norm())
+
+
 @torch.no_grad()
 def loss_by_timestep(
     model: ScoreModel, images: torch.Tensor, captions: Sequence[str], timesteps=LOSS_TIMESTEPS, seed: int = 0
@@ -213,6 +232,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         held[name] = loss_by_timestep(plain, images, captions)
     print(f"## Denoising loss by t ({args.model}, {args.held_out} scenes x 4 views each, epsilon MSE)\n")
     print(loss_table(held["held-out"], held["training"]) + "\n")
+
+    order = word_order_sensitivity(plain.caption_encoder)
+    print(f"## Word order\n\nword_order_sensitivity: {order:.4f} (0: the encoder cannot tell {SWAPPED[0]!r} from")
+    print(f"{SWAPPED[1]!r} but by which colours it names)\n")
 
     info = read_scene_info(args.scene)
     views = torch.stack([read_rgb_on_white(p) for p in appearance_images(args.scene, info["source"], "test")])

@@ -13,6 +13,7 @@ from benchmarks.learned_quality import (
     main,
     object_colour,
     sample,
+    word_order_sensitivity,
 )
 from ids_nerf.core import sd_alphas_cumprod
 from ids_nerf.guidance.exact import ExactScoreGuidance, PixelCodec
@@ -66,10 +67,23 @@ def test_the_probe_prints_its_tables_and_writes_the_figure(scene, tiny_learned_d
     main(["--scene", str(scene), "--model", f"learned:{tiny_learned_dir}", "--held-out", "2", "--noises", "1",
           "--out", str(tmp_path), "--sweep", "2"])  # fmt: skip
     out = capsys.readouterr().out
-    assert out.count("## ") == 5  # loss, caption following, its sweep, the posterior error of both models
+    assert out.count("## ") == 6  # loss, word order, caption following, its sweep, both models' posterior error
+    assert "word_order_sensitivity: " in out
     assert "| 7.5, 600 |" in out
     assert "| 980 |" in out and "| a blue ball and a green box on a table |" in out
     assert "| - |" in out  # the learned model has no posterior weights to report
     views = len(mask_images(scene, "test"))
     with Image.open(tmp_path / "samples.png") as figure:
         assert figure.width > 2 * views * 96 and figure.height > 5 * 96  # SDEdit and noise columns; 5 rows
+
+
+def test_word_order_sensitivity_is_zero_for_an_encoder_blind_to_order_and_grows_with_its_positions():
+    from ids_nerf.guidance.captions import CaptionEncoder, CaptionEncoderConfig
+    from ids_nerf.scenes.random_scenes import CAPTION_WORDS
+
+    found = {}
+    for std in (0.0, 0.02, 1.0):
+        torch.manual_seed(0)
+        found[std] = word_order_sensitivity(CaptionEncoder(CaptionEncoderConfig(CAPTION_WORDS, position_std=std)))
+    assert found[0.0] < 1e-5  # no positions: a permutation of the words permutes the vectors, nothing else
+    assert found[0.02] < 0.05 < 0.2 < found[1.0], found

@@ -159,7 +159,10 @@ def test_learned_default_ships_with_the_package_as_it_was_recorded():
     for name, digest in record["sha256"].items():
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
     defaults = TrainingSettings()
-    added = {"single_object_captions": 0.0}  # settings added since, at the value that repeats the recorded run
+    added = {
+        "single_object_captions": 0.0,
+        "caption_position_std": 0.02,
+    }  # settings added since, at the value that repeats the recorded run
     made = {**added, **record["settings"]}
     assert made == {**asdict(defaults), "channels": list(defaults.channels)}  # the defaults made it
     assert record["steps_done"] == defaults.steps and not record["stopped_at_time_budget"]
