@@ -270,10 +270,10 @@ def train_score_model(
         rendered = time.time()
 
         torch.manual_seed(settings.seed)
-        shape = CaptionEncoderConfig(
+        encoder_config = CaptionEncoderConfig(
             tuple(CAPTION_WORDS), dim=settings.caption_dim, position_std=settings.caption_position_std
         )
-        encoder = CaptionEncoder(shape).to(device)
+        encoder = CaptionEncoder(encoder_config).to(device)
         unet = build_unet(settings.size, settings.channels, settings.layers_per_block, settings.caption_dim).to(device)
         x0 = PixelCodec(1).encode(torch.from_numpy(rgb_on_white(images)).permute(0, 3, 1, 2)).to(device)
         ids = encoder.tokenize(captions)

@@ -32,6 +32,7 @@ from ids_nerf.workflow.runner import run_folder_args, run_ns_train
 
 MASK = ("--pipeline.identity-mask", "score", "--pipeline.mask-threshold", "0.3")
 DEMO_IDS = ("--pipeline.fpr-scale", "0.1")  # the demo's lambda for the exact-score model
+DEMO_CFG_T = ("--pipeline.guidance-scale", "1", "--pipeline.max-step", "600")  # the demo's CFG and t range
 
 
 def anchor(weight: float) -> Tuple[str, str]:
@@ -96,8 +97,7 @@ ARMS: Dict[str, IdentityArm] = {
     ),
     "ids-region-cfg1-t600": IdentityArm(
         "ids-edit",
-        (*DEMO_IDS, "--pipeline.identity-mask", "region", *anchor(10), "--pipeline.guidance-scale", "1")
-        + ("--pipeline.max-step", "600"),
+        (*DEMO_IDS, "--pipeline.identity-mask", "region", *anchor(10), *DEMO_CFG_T),
         "IDS, the edited object's box as the mask, anchor 10, no CFG, t below 600 (the demo's settings)",
         region=True,
     ),
