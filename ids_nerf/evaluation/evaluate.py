@@ -18,7 +18,6 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 import yaml
-from PIL import Image
 
 from ids_nerf.errors import UserError
 from ids_nerf.evaluation.clip_metrics import load_clip
@@ -75,12 +74,12 @@ def _mean(values: List[float]) -> float:
 def _ground_truth(scene: Path, appearance: str, count: int, split: str = "test"):
     """The target appearance's images of ``split``, the object-id masks, the edited object's id, the
     region names (name -> object id, background included) and the source appearance's images."""
-    from ids_nerf.scenes.edit_scene import appearance_images, edited_object, mask_images, read_scene_info
+    from ids_nerf.scenes.edit_scene import appearance_images, edit_masks, edited_object, read_scene_info
 
     info = read_scene_info(scene)
     targets = [read_rgb_on_white(p) for p in appearance_images(scene, appearance, split)]
     truths = [read_rgb_on_white(p) for p in appearance_images(scene, info.get("source", "source"), split)]
-    masks = [torch.from_numpy(np.asarray(Image.open(p), dtype=np.int64)) for p in mask_images(scene, split)]
+    masks = list(torch.from_numpy(edit_masks(scene, appearance, split).astype(np.int64)))
     if not len(targets) == len(masks) == count:
         raise UserError(f"scene '{scene}' has {len(targets)} test views but the runs render {count}; wrong scene?")
     return targets, masks, edited_object(info, appearance), dict(info["objects"]), truths

@@ -28,7 +28,7 @@ from ids_nerf.guidance.captions import CaptionEncoder, CaptionEncoderConfig
 from ids_nerf.guidance.exact import PixelCodec
 from ids_nerf.guidance.learned import KIND, MANIFEST, build_unet, save_learned
 from ids_nerf.io import staged_output_dir
-from ids_nerf.scenes.random_scenes import CAPTION_WORDS, render_training_set, rgb_on_white, single_object_captions
+from ids_nerf.scenes.random_scenes import caption_words, render_training_set, rgb_on_white, single_object_captions
 
 TRAINING_SET = "training-set"
 TRAINING_FILE = "training.json"
@@ -65,6 +65,10 @@ class TrainingSettings:
     on a table", evenly), the other object's colour left unsaid: each colour word is then also seen with the one
     object it belongs to, which teaches the model which object a colour binds to. Drawn among the captions that
     are not dropped. 0: every caption names both objects (how ``learned:default`` was trained)."""
+    cube_share: float = 0.0
+    """Share of scenes, in [0, 1], with a cube in the ball's place (captioned "a red cube and ..."), for the
+    structure-changing edit ball -> cube. Positive: the vocabulary gains the word "cube". 0: no cubes (how
+    ``learned:default`` was trained)."""
     minutes: Optional[float] = None
     """Time budget in minutes (> 0), rendering included: training stops when it is spent and the model is saved
     (at least one step is done). None: no budget."""
@@ -102,6 +106,8 @@ class TrainingSettings:
             raise UserError(f"--caption-dropout must be in [0, 1), not {self.caption_dropout}")
         if not 0 <= self.single_object_captions <= 1:
             raise UserError(f"--single-object-captions must be in [0, 1], not {self.single_object_captions}")
+        if not 0 <= self.cube_share <= 1:
+            raise UserError(f"--cube-share must be in [0, 1], not {self.cube_share}")
         if self.minutes is not None and not self.minutes > 0:
             raise UserError(f"--minutes must be positive, not {self.minutes}")
         if not self.channels or any(c < 32 or c % 32 for c in self.channels):
@@ -144,7 +150,8 @@ def check_output(out: Path, overwrite: bool) -> None:
 
 def _cache_meta(settings: TrainingSettings) -> dict:
     keys = ("scenes", "views_per_scene", "size", "seed")
-    return {"generator": GENERATOR, **{k: getattr(settings, k) for k in keys}}
+    cubes = {"cube_share": settings.cube_share} if settings.cube_share > 0 else {}  # older caches have no key
+    return {"generator": GENERATOR, **{k: getattr(settings, k) for k in keys}, **cubes}
 
 
 def _cached_set(folder: Path, meta: dict) -> Optional[Tuple[np.ndarray, List[str]]]:
@@ -169,7 +176,12 @@ def training_set(
     cached = _cached_set(previous / TRAINING_SET, meta) if previous is not None else None
     if cached is None:
         images, captions = render_training_set(
-            settings.scenes, settings.views_per_scene, settings.size, settings.seed, progress=stages.progress
+            settings.scenes,
+            settings.views_per_scene,
+            settings.size,
+            settings.seed,
+            progress=stages.progress,
+            cube_share=settings.cube_share,
         )
     else:
         images, captions = cached
@@ -271,7 +283,7 @@ def train_score_model(
 
         torch.manual_seed(settings.seed)
         encoder_config = CaptionEncoderConfig(
-            tuple(CAPTION_WORDS), dim=settings.caption_dim, position_std=settings.caption_position_std
+            caption_words(settings.cube_share > 0), dim=settings.caption_dim, position_std=settings.caption_position_std
         )
         encoder = CaptionEncoder(encoder_config).to(device)
         unet = build_unet(settings.size, settings.channels, settings.layers_per_block, settings.caption_dim).to(device)

@@ -6,11 +6,12 @@ World +Z is up. Cameras sit on the upper hemisphere at radius 4 and look at the 
 is camera-to-world in the OpenGL/Blender convention (the camera looks down its -Z axis, +Y is up). Pixels outside
 the objects are transparent (alpha 0); colors are anti-aliased by 2x2 supersampling.
 
-Appearances share geometry and cameras and differ in one object's look (:data:`APPEARANCES` holds a caption for
-each, :data:`EDITED_OBJECT` the object each one changes): the ball's color, or the box's texture (yellow stripes on
-its sides, a texture edit of an object that stands on the table next to the ball). :func:`trace_view` gives the
-per-pixel object id and z-depth; ``ids_nerf.scenes.edit_scene`` writes them with the appearances as an edit scene
-with ground truth.
+Appearances share cameras and differ in one object (:data:`APPEARANCES` holds a caption for each,
+:data:`EDITED_OBJECT` the object each one changes): the ball's color, the box's texture (yellow stripes on its sides,
+a texture edit of an object that stands on the table next to the ball), or the ball's shape (the "cube" appearance
+puts a cube where the ball stood: a structure-changing edit, the only appearance with geometry of its own, see
+:data:`APPEARANCE_SHAPES`). :func:`trace_view` gives the per-pixel object id and z-depth;
+``ids_nerf.scenes.edit_scene`` writes them with the appearances as an edit scene with ground truth.
 
 Positions and colors are parameters (:class:`Layout`, :class:`Look`) so that ``ids_nerf.scenes.random_scenes``
 can draw other scenes with the same ray tracer; their defaults (:data:`LAYOUT`, :func:`appearance_look`) are the
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, Iterable, Mapping, Optional, Tuple
 
@@ -41,14 +42,23 @@ APPEARANCES = {
     "edited": "a blue ball and a green box on a table",
     "golden": "a golden ball and a green box on a table",
     "striped-box": "a red ball and a green box with yellow stripes on a table",
+    "cube": "a red cube and a green box on a table",
 }
-"""Appearance name -> caption. All share geometry; each changes one object (:data:`EDITED_OBJECT`)."""
+"""Appearance name -> caption. Each changes one object (:data:`EDITED_OBJECT`); all but "cube" share geometry."""
 BACKGROUND, TABLE, BALL, BOX = 0, 1, 2, 3  # object ids in masks
 OBJECT_IDS = {"background": BACKGROUND, "table": TABLE, "ball": BALL, "box": BOX}
-EDITED_OBJECT = {"edited": BALL, "golden": BALL, "striped-box": BOX}
+EDITED_OBJECT = {"edited": BALL, "golden": BALL, "striped-box": BOX, "cube": BALL}
 """Appearance name -> the object id it changes relative to "source" (everything else is identical)."""
 STRIPED_BOX = {"striped-box"}
 """Appearances whose box sides carry horizontal yellow stripes (the ball keeps the source's red)."""
+SHAPES = ("ball", "cube")
+"""What can stand in the ball's place (object id 2): a sphere, or an axis-aligned cube on the table."""
+APPEARANCE_SHAPES = {"cube": "cube"}
+"""Appearance name -> the shape in the ball's place, for appearances whose geometry differs from the source's
+("ball" for every other one); their object masks differ from the source's too."""
+CUBE_HALF_SIDE = 0.8
+"""A cube's half side as a share of the ball radius it replaces: its volume is then about the ball's
+(1.6^3 = 4.1 against 4/3 pi = 4.19), and it stands on the table under the ball's centre."""
 BOX_COLOR = np.array([0.20, 0.70, 0.25])
 STRIPE_COLOR = np.array([0.95, 0.85, 0.15])
 STRIPE_HEIGHT = 0.125  # world units: the 0.5-high box shows 4 bands, 2 of them yellow (about 1.5 px each at 32 px)
@@ -69,6 +79,9 @@ class Layout:
     """Axis-aligned box's lower corner; z = 0 puts it on the table (the stripes are counted from z = 0)."""
     box_max: Tuple[float, float, float]
     """Axis-aligned box's upper corner (each coordinate above box_min's)."""
+    ball_shape: str = "ball"
+    """What stands in the ball's place, one of :data:`SHAPES`: the ball, or a cube of half side
+    :data:`CUBE_HALF_SIDE` x sphere_radius standing on the table below sphere_center."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,13 @@ class Look:
 
 LAYOUT = Layout(tuple(SPHERE_CENTER), SPHERE_RADIUS, tuple(BOX_MIN), tuple(BOX_MAX))
 """The fixed evaluation layout: every appearance, the demo, the studies and the tests use it."""
+
+
+def appearance_layout(name: str) -> Layout:
+    """The evaluation layout as appearance ``name`` (a key of :data:`APPEARANCES`) has it."""
+    if name not in APPEARANCES:
+        raise ValueError(f"appearance must be one of {sorted(APPEARANCES)}, not {name!r}")
+    return replace(LAYOUT, ball_shape=APPEARANCE_SHAPES.get(name, "ball"))
 
 
 def appearance_look(name: str) -> Look:
@@ -131,9 +151,22 @@ def _hit_sphere(origin: np.ndarray, dirs: np.ndarray, layout: Layout) -> tuple[n
     return t, normal
 
 
+def _hit_cube(origin: np.ndarray, dirs: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_hit_sphere` for the cube that stands in the ball's place (see ``Layout.ball_shape``)."""
+    half = CUBE_HALF_SIDE * layout.sphere_radius
+    x, y, _ = layout.sphere_center
+    return _hit_aabb(origin, dirs, np.array([x - half, y - half, 0.0]), np.array([x + half, y + half, 2 * half]))
+
+
 def _hit_box(origin: np.ndarray, dirs: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
-    """Distance along each ray to the axis-aligned box (slab method; inf on a miss) and the face normal."""
-    box_min, box_max = np.asarray(layout.box_min, dtype=float), np.asarray(layout.box_max, dtype=float)
+    """Distance along each ray to the box (inf on a miss) and the face normal."""
+    return _hit_aabb(origin, dirs, np.asarray(layout.box_min, dtype=float), np.asarray(layout.box_max, dtype=float))
+
+
+def _hit_aabb(
+    origin: np.ndarray, dirs: np.ndarray, box_min: np.ndarray, box_max: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distance along each ray to an axis-aligned box (slab method; inf on a miss) and the face normal."""
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = 1.0 / dirs
         t0, t1 = (box_min - origin) * inv, (box_max - origin) * inv
@@ -171,7 +204,9 @@ def _trace(c2w: np.ndarray, n: int, layout: Layout = LAYOUT) -> Tuple[np.ndarray
     dirs = (dirs_cam / cam_norm[:, None]) @ c2w[:3, :3].T
     origin = c2w[:3, 3]
 
-    t_sphere, n_sphere = _hit_sphere(origin, dirs, layout)
+    if layout.ball_shape not in SHAPES:
+        raise ValueError(f"ball_shape must be one of {SHAPES}, not {layout.ball_shape!r}")
+    t_sphere, n_sphere = (_hit_cube if layout.ball_shape == "cube" else _hit_sphere)(origin, dirs, layout)
     t_box, n_box = _hit_box(origin, dirs, layout)
     t_disc, p_disc = _hit_disc(origin, dirs)
     t_all = np.stack([t_sphere, t_box, t_disc])
@@ -203,10 +238,16 @@ def trace_view(c2w: np.ndarray, size: int, layout: Layout = LAYOUT) -> Tuple[np.
 def render_views(c2w: np.ndarray, size: int, appearances: Iterable[str]) -> Dict[str, np.ndarray]:
     """Render ``size`` x ``size`` RGBA float images in [0, 1] seen from ``c2w``, one per appearance name.
 
-    The geometry is traced once; alpha (the covered fraction of each pixel) is the same for every appearance, and
-    colors are the mean over the covered subsamples (straight alpha; black where alpha is 0).
+    The geometry is traced once per layout (:func:`appearance_layout`); alpha (the covered fraction of each pixel)
+    is the same for every appearance of one layout, and colors are the mean over the covered subsamples (straight
+    alpha; black where alpha is 0).
     """
-    return render_looks(c2w, size, {name: appearance_look(name) for name in appearances})
+    images: Dict[str, np.ndarray] = {}
+    names = list(appearances)
+    for layout in dict.fromkeys(appearance_layout(name) for name in names):
+        looks = {name: appearance_look(name) for name in names if appearance_layout(name) == layout}
+        images.update(render_looks(c2w, size, looks, layout))
+    return {name: images[name] for name in names}
 
 
 def render_looks(

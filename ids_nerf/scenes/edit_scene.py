@@ -8,6 +8,9 @@ Layout written by :func:`write_edit_scene` (``r_i`` is the view index within its
     appearances/<name>/{train,val,test}/r_i.png
                                            every appearance, "source" included; same alpha in all of them
     masks/{train,val,test}/r_i.png         uint8 object id: 0 background, 1 table, 2 ball, 3 box
+    appearance_masks/<name>/{train,val,test}/r_i.png
+                                           the same for an appearance with geometry of its own ("cube": a cube
+                                           in the ball's place; scene.json "own_masks" names them)
     depth/{train,val,test}/r_i.npy         float32 z-depth: distance along the camera's -Z axis to the first hit;
                                            0 where nothing is hit
     scene.json                             captions, object ids, the object each appearance changes
@@ -29,12 +32,14 @@ from PIL import Image
 
 from ids_nerf.errors import UserError
 from ids_nerf.scenes.blender_scene import (
+    APPEARANCE_SHAPES,
     APPEARANCES,
     BALL,
     CAMERA_ANGLE_X,
     EDITED_OBJECT,
     OBJECT_IDS,
     SUPERSAMPLE,
+    appearance_layout,
     camera_poses,
     render_views,
     save_rgba,
@@ -43,6 +48,7 @@ from ids_nerf.scenes.blender_scene import (
 
 SPLITS = ("train", "val", "test")
 SCENE_FILE = "scene.json"
+OWN_MASKS = "appearance_masks"
 MASKS_DOC = "uint8 object id at each pixel centre (no supersampling): 0 background, 1 table, 2 ball, 3 box"
 DEPTH_DOC = "z-depth along the camera axis in world units, float32 at each pixel centre; 0 where nothing is hit"
 
@@ -73,12 +79,14 @@ def write_edit_scene(
     if unknown:
         raise UserError(f"unknown appearance(s) {', '.join(unknown)}; known: {', '.join(APPEARANCES)}")
     names = ["source", *[name for name in dict.fromkeys(appearances) if name != "source"]]
+    own_masks = [name for name in names if name in APPEARANCE_SHAPES]
     out = Path(out)
     rng = np.random.default_rng(seed)
     counts = split_counts(views)
     for split, count in counts.items():
         folders = [out / split, out / "masks" / split, out / "depth" / split]
         folders += [out / "appearances" / name / split for name in names]
+        folders += [out / OWN_MASKS / name / split for name in own_masks]
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
         frames = []
@@ -91,6 +99,9 @@ def write_edit_scene(
             ids, depth = trace_view(c2w, size)
             Image.fromarray(ids, mode="L").save(out / "masks" / split / f"{name}.png")
             np.save(out / "depth" / split / f"{name}.npy", depth)
+            for appearance in own_masks:
+                own, _ = trace_view(c2w, size, appearance_layout(appearance))
+                Image.fromarray(own, mode="L").save(out / OWN_MASKS / appearance / split / f"{name}.png")
             frames.append({"file_path": f"./{split}/{name}", "transform_matrix": c2w.tolist()})
         meta = {"camera_angle_x": CAMERA_ANGLE_X, "frames": frames}
         (out / f"transforms_{split}.json").write_text(json.dumps(meta, indent=2))
@@ -101,6 +112,7 @@ def write_edit_scene(
         "objects": dict(OBJECT_IDS),
         "edited_object_id": BALL,
         "edited_objects": {name: EDITED_OBJECT[name] for name in names if name != "source"},
+        "own_masks": own_masks,
         "size": size,
         "views": views,
         "seed": seed,
@@ -149,6 +161,7 @@ def read_scene_info(path: PathLike) -> dict:
         for stem in stems[split]:
             wanted = [f"{split}/{stem}.png", f"masks/{split}/{stem}.png", f"depth/{split}/{stem}.npy"]
             wanted += [f"appearances/{name}/{split}/{stem}.png" for name in appearances]
+            wanted += [f"{OWN_MASKS}/{name}/{split}/{stem}.png" for name in info.get("own_masks", [])]
             missing += [name for name in wanted if not (root / name).is_file()]
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
@@ -181,6 +194,22 @@ def mask_images(scene: PathLike, split: str = "train") -> List[Path]:
 def read_masks(scene: PathLike, split: str = "train") -> np.ndarray:
     """``[V, H, W]`` uint8 object ids of ``split``'s views (ids in ``scene.json`` "objects")."""
     return np.stack([np.array(Image.open(p)) for p in mask_images(scene, split)])
+
+
+def edit_masks(scene: PathLike, appearance: str, split: str = "train") -> np.ndarray:
+    """:func:`read_masks` for judging an edit to ``appearance``: the edited object's id wherever the source or
+    the target has it (the union of both masks: a cube covers pixels the ball did not, and the reverse), the
+    source's ids elsewhere. The same as :func:`read_masks` for an appearance without geometry of its own."""
+    info = read_scene_info(scene)
+    masks = read_masks(scene, split)
+    if appearance not in info.get("own_masks", []):
+        return masks
+    _check_split(split)
+    own = np.stack(
+        [np.array(Image.open(p)) for p in _view_files(Path(scene), f"{OWN_MASKS}/{appearance}", split, ".png")]
+    )
+    edited_id = edited_object(info, appearance)
+    return np.where(own == edited_id, np.uint8(edited_id), masks)
 
 
 def depth_maps(scene: PathLike, split: str = "train") -> List[Path]:

@@ -1,6 +1,7 @@
 """Random scenes for training a learned score model: the ball, the box and the table of
-:mod:`ids_nerf.scenes.blender_scene`, with sizes, positions, colors, stripes and cameras drawn from a seed, and a
-caption in the evaluation captions' style ("a blue ball and a green box with yellow stripes on a table").
+:mod:`ids_nerf.scenes.blender_scene`, with sizes, positions, colors, stripes and cameras drawn from a seed (and,
+when asked, a cube in the ball's place), and a caption in the evaluation captions' style ("a blue ball and a green
+box with yellow stripes on a table").
 
 **Exclusion by construction.** The fixed evaluation layout (:data:`ids_nerf.scenes.blender_scene.LAYOUT`, which
 the demo, the studies and the tests edit) is never drawn: a draw whose layout is within :data:`EXCLUSION_MARGIN`
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -37,11 +38,22 @@ PALETTE = {
 }
 """Color name -> linear RGB in [0, 1]. red, green, blue, golden and yellow are the evaluation scene's own
 (ball, box, edited ball, golden ball, stripes), so its captions are in the vocabulary."""
-PLAIN_CAPTION = "a {ball} ball and a {box} box on a table"
-STRIPED_CAPTION = "a {ball} ball and a {box} box with {stripes} stripes on a table"
+PLAIN_CAPTION = "a {ball} {shape} and a {box} box on a table"
+STRIPED_CAPTION = "a {ball} {shape} and a {box} box with {stripes} stripes on a table"
 TEMPLATE_WORDS = {w for t in (PLAIN_CAPTION, STRIPED_CAPTION) for w in t.split() if not w.startswith("{")}
-CAPTION_WORDS = tuple(sorted(TEMPLATE_WORDS | {"an"} | set(PALETTE)))
-"""Every word a caption can have: the templates', "an" (before a vowel: "an orange box") and the palette's."""
+CAPTION_WORDS = tuple(sorted(TEMPLATE_WORDS | {"an", "ball"} | set(PALETTE)))
+"""Every word a caption of a scene without cubes can have: the templates', "an" (before a vowel: "an orange
+box"), "ball" and the palette's (the vocabulary ``learned:default`` was trained with)."""
+CUBE_WORD = "cube"
+"""The one word scenes with cubes add (:func:`caption_words`)."""
+
+
+def caption_words(cubes: bool) -> Tuple[str, ...]:
+    """The caption encoder's vocabulary: :data:`CAPTION_WORDS`, with :data:`CUBE_WORD` at its end when the
+    scenes can have cubes (appended, so that every other word keeps its index)."""
+    return (*CAPTION_WORDS, CUBE_WORD) if cubes else CAPTION_WORDS
+
+
 SCENE_SUFFIX = " on a table"
 
 
@@ -83,7 +95,8 @@ class RandomScene:
     @property
     def caption(self) -> str:
         template = STRIPED_CAPTION if self.stripes else PLAIN_CAPTION
-        return re.sub(r"\ba (?=[aeiou])", "an ", template.format(ball=self.ball, box=self.box, stripes=self.stripes))
+        words = template.format(ball=self.ball, shape=self.layout.ball_shape, box=self.box, stripes=self.stripes)
+        return re.sub(r"\ba (?=[aeiou])", "an ", words)
 
     @property
     def look(self) -> Look:
@@ -144,8 +157,12 @@ def _draw_layout(rng: np.random.Generator) -> Layout:
     raise RuntimeError("no layout without overlap found")  # never met: most draws fit
 
 
-def draw_scene(seed: int, index: int) -> RandomScene:
-    """Scene ``index`` of ``seed``: a layout (never an excluded one, see :func:`is_excluded`) and colors."""
+def draw_scene(seed: int, index: int, cube_share: float = 0.0) -> RandomScene:
+    """Scene ``index`` of ``seed``: a layout (never an excluded one, see :func:`is_excluded`) and colors.
+
+    ``cube_share`` in [0, 1]: the chance that a cube (``Layout.ball_shape``) stands in the ball's place. It is
+    drawn last and only when positive, so every scene's layout and colors are those of ``cube_share`` 0.
+    """
     rng = np.random.default_rng([seed, index])
     for _ in range(MAX_DRAWS):
         layout = _draw_layout(rng)
@@ -158,6 +175,8 @@ def draw_scene(seed: int, index: int) -> RandomScene:
     stripes = None
     if rng.uniform() < STRIPE_PROBABILITY:
         stripes = [n for n in names if n != box][rng.integers(len(names) - 1)]
+    if cube_share > 0 and rng.uniform() < cube_share:
+        layout = replace(layout, ball_shape=CUBE_WORD)
     return RandomScene(layout, ball, box, stripes)
 
 
@@ -172,14 +191,16 @@ def render_scene_views(scene: RandomScene, views: int, size: int, seed: int, ind
     return images
 
 
-def render_training_set(scenes: int, views: int, size: int, seed: int, progress=None) -> Tuple[np.ndarray, List[str]]:
+def render_training_set(
+    scenes: int, views: int, size: int, seed: int, progress=None, cube_share: float = 0.0
+) -> Tuple[np.ndarray, List[str]]:
     """``[scenes * views, size, size, 4]`` RGBA uint8 renders and their captions (one per image).
 
-    ``progress(done, total)`` is called after each scene when given.
+    ``progress(done, total)`` is called after each scene when given; ``cube_share``: see :func:`draw_scene`.
     """
     images, captions = [], []
     for index in range(scenes):
-        scene = draw_scene(seed, index)
+        scene = draw_scene(seed, index, cube_share)
         images += render_scene_views(scene, views, size, seed, index)
         captions += [scene.caption] * views
         if progress is not None:

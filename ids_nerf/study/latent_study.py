@@ -74,12 +74,12 @@ class StudyScene:
     @classmethod
     def load(cls, scene: Path, views: int, appearance: str = "edited", model: str = "exact") -> "StudyScene":
         """``model``: exact (the scene's exact-score model) or any ``--pipeline.diffusion-model`` name."""
-        from ids_nerf.scenes.edit_scene import appearance_images, edited_object, read_masks, read_scene_info
+        from ids_nerf.scenes.edit_scene import appearance_images, edit_masks, edited_object, read_scene_info
 
         def images(appearance):
             return torch.stack([read_rgb_on_white(p) for p in appearance_images(scene, appearance, "train")[:views]])
 
-        masks = torch.from_numpy(read_masks(scene, "train")[:views])
+        masks = torch.from_numpy(edit_masks(scene, appearance, "train")[:views])
         info = read_scene_info(scene)
         edited_id = edited_object(info, appearance)
         score_model = load_guidance(f"exact:{scene}" if model == "exact" else model)
@@ -239,10 +239,12 @@ class Study:
     fpr_scales: List[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])
     guidance_scales: List[float] = field(default_factory=lambda: [1.0, GUIDANCE_SCALE])
     fpr_jacobians: List[str] = field(default_factory=lambda: ["full", "identity"])
-    target_appearance: str = "edited"
-    """The edit: edited (the red ball turns blue) or striped-box (yellow stripes on the box beside the ball;
-    the fresh scene then has the 3D study's appearances: source, edited, striped-box)."""
     """full: the paper's FPR (gradient through the score); identity: the Jacobian-free variant."""
+    target_appearance: str = "edited"
+    """The edit: edited (the red ball turns blue), striped-box (yellow stripes on the box beside the ball;
+    the fresh scene then has the 3D study's appearances: source, edited, striped-box) or cube (the red ball
+    becomes a red cube, a structure-changing edit; the fresh scene has source and cube). Each is judged on the
+    union of the edited object's source and target masks."""
     model: str = "exact"
     """The score model: exact (the scene's exact-score model, built from its views) or learned:default /
     learned:FOLDER (the learned verification model, which never saw the scene; docs/verification.md)."""
@@ -273,7 +275,9 @@ class Study:
 
         start = time.time()
         with tempfile.TemporaryDirectory() as tmp:
-            appearances = ("source", "edited", "golden") if self.target_appearance == "edited" else SCENE_APPEARANCES
+            appearances = {"edited": ("source", "edited", "golden"), "striped-box": SCENE_APPEARANCES}.get(
+                self.target_appearance, ("source", self.target_appearance)
+            )
             scene = self.scene or write_edit_scene(
                 Path(tmp) / "scene", size=32, views=24, seed=0, appearances=appearances
             )
@@ -315,6 +319,10 @@ class Study:
 EDITS_2D = {
     "edited": ("turns the red ball blue", "ball"),
     "striped-box": ("paints yellow stripes on the green box beside the ball", "box"),
+    "cube": (
+        "turns the red ball into a red cube (its structure changes; masks: the union of both)",
+        "ball and the cube",
+    ),
 }
 """Target appearance -> (what the edit does, the edited object), for the report's words."""
 
@@ -349,8 +357,8 @@ Regenerate with `ids-nerf study{arguments}` (took {seconds:.0f} s on this machin
 - Each run edits {views} training views directly in pixel space, as the official 2D code edits a latent:
   {steps} SGD steps at lr {lr}, loss `2000 * sum(z * direction) / (h * w)`, t uniform in [50, 948].
   {seeds} seeds per setting (timesteps and noise); mean ± standard deviation over seeds.
-- target PSNR (object): the result against the ground-truth edit inside the {object}'s mask.
-  identity PSNR (background): the result against the source outside the {object}'s mask. The ground-truth
+- target PSNR (object): the result against the ground-truth edit inside the mask of the {object}.
+  identity PSNR (background): the result against the source outside the mask of the {object}. The ground-truth
   edit itself scores {ceiling:.2f} dB there (inf: identical; a colour change also reaches the anti-aliased
   border of the {object}, which lies outside its mask), so that is the ceiling of this column.
 

@@ -162,6 +162,7 @@ def test_learned_default_ships_with_the_package_as_it_was_recorded():
     added = {
         "single_object_captions": 0.0,
         "caption_position_std": 0.02,
+        "cube_share": 0.0,
     }  # settings added since, at the value that repeats the recorded run
     made = {**added, **record["settings"]}
     assert made == {**asdict(defaults), "channels": list(defaults.channels)}  # the defaults made it

@@ -44,3 +44,25 @@ def test_halves_take_their_share_of_the_kept_captions_evenly_between_the_objects
 def test_a_share_outside_0_to_1_is_refused_in_one_line():
     with pytest.raises(UserError, match=r"--single-object-captions must be in \[0, 1\], not 1.5"):
         TrainingSettings(single_object_captions=1.5).check()
+
+
+def test_a_cube_share_outside_0_to_1_is_refused_in_one_line():
+    with pytest.raises(UserError, match=r"--cube-share must be in \[0, 1\], not -0.1"):
+        TrainingSettings(cube_share=-0.1).check()
+
+
+def test_a_model_trained_with_cubes_knows_the_word_and_one_without_refuses_it(tmp_path, tiny_learned_dir):
+    import json
+
+    from ids_nerf.cli.main import main
+    from ids_nerf.guidance.loading import load_guidance
+    from tests.learned_model import tiny_args
+
+    out = tmp_path / "cubes"
+    assert main(tiny_args(out, 2, "--cube-share", "0.5")) == 0
+    captions = json.loads((out / "training-set" / "captions.json").read_text())["captions"]
+    assert any(" cube and " in c for c in captions) and any(" ball and " in c for c in captions)
+    prompt = "a red cube and a green box on a table"
+    assert torch.isfinite(load_guidance(f"learned:{out}").embed_prompt(prompt)).all()
+    with pytest.raises(UserError, match="cube"):
+        load_guidance(f"learned:{tiny_learned_dir}").embed_prompt(prompt)

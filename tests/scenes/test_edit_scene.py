@@ -20,7 +20,9 @@ from ids_nerf.scenes.blender_scene import (
 from ids_nerf.scenes.edit_scene import (
     appearance_images,
     depth_maps,
+    edit_masks,
     mask_images,
+    read_masks,
     read_scene_info,
     write_edit_scene,
 )
@@ -233,13 +235,43 @@ def test_the_striped_box_changes_the_box_alone_and_only_when_asked(tmp_path, sce
         differs = (rgba(source) != rgba(target)).any(-1)
         ids = np.asarray(Image.open(mask))
         # colours are 2x2 supersampled, masks are not: a changed pixel is a box pixel or borders one
-        near_box = np.zeros_like(differs)
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                near_box |= np.roll(ids == 3, (dy, dx), axis=(0, 1))
-        assert not (differs & ~near_box).any()
+        assert not (differs & ~grown(ids == 3)).any()
         changed += differs.sum()
     assert changed > 20  # the stripes are visible, not sub-pixel
+
+
+def grown(mask):
+    """``mask`` and the 8 neighbours of its pixels."""
+    out = np.zeros_like(mask)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            out |= np.roll(mask, (dy, dx), axis=(0, 1))
+    return out
+
+
+def test_the_cube_has_its_own_masks_and_is_judged_on_the_union(tmp_path, scene):
+    cube = write_edit_scene(tmp_path / "cube", size=SIZE, views=VIEWS, seed=3, appearances=["cube"])
+    info = read_scene_info(cube)
+    assert info["edited_objects"] == {"cube": 2} and info["own_masks"] == ["cube"]
+    assert read_scene_info(scene)["own_masks"] == []
+    assert (cube / "train" / "r_0.png").read_bytes() == (scene / "train" / "r_0.png").read_bytes()
+    source_ids = read_masks(cube)
+    assert np.array_equal(source_ids, read_masks(scene))  # the source's masks are the source's geometry
+    cube_ids = np.stack(
+        [np.asarray(Image.open(p)) for p in sorted((cube / "appearance_masks/cube/train").glob("*.png"))]
+    )
+    union = edit_masks(cube, "cube")
+    assert np.array_equal(edit_masks(cube, "source"), source_ids)
+    ball, square = source_ids == 2, cube_ids == 2
+    assert (square & ~ball).sum() > 10 and (ball & ~square).sum() > 10  # corners the ball lacked, and the reverse
+    assert np.array_equal(union == 2, ball | square)
+    assert np.array_equal(union[~(ball | square)], source_ids[~(ball | square)])
+    for index, (source, target) in enumerate(zip(appearance_images(cube, "source"), appearance_images(cube, "cube"))):
+        differs = (rgba(source) != rgba(target)).any(-1)
+        assert not (differs & ~grown(union[index] == 2)).any()  # nothing changes outside the union
+    (cube / "appearance_masks/cube/test/r_0.png").unlink()
+    with pytest.raises(UserError, match="appearance_masks/cube/test/r_0.png"):
+        read_scene_info(cube)
 
 
 def test_an_unknown_appearance_is_one_line(tmp_path):

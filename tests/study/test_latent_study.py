@@ -1,3 +1,5 @@
+import torch
+
 from ids_nerf.cli.main import main
 from ids_nerf.study.latent_study import settings
 
@@ -48,9 +50,25 @@ def test_the_study_edits_the_striped_box_when_asked(tmp_path):
     args += ["--fpr-scales", "0.1", "--guidance-scales", "7.5", "--fpr-jacobians", "full"]
     assert main([*args, "--target-appearance", "striped-box"]) == 0
     text = out.read_text()
-    assert "paints yellow stripes on the green box" in text and "inside the box's mask" in text
+    assert "paints yellow stripes on the green box" in text and "inside the mask of the box" in text
     assert "| DDS | 0 | - | 7.5 |" in text
     assert main([*args, "--target-appearance", "plaid"]) == 2
+
+
+def test_the_cube_edit_is_judged_on_the_union_of_the_masks(tmp_path):
+    from ids_nerf.scenes.edit_scene import read_masks, write_edit_scene
+    from ids_nerf.study.latent_study import StudyScene
+
+    scene = write_edit_scene(tmp_path / "scene", size=16, views=4, seed=0, appearances=["cube"])
+    data = StudyScene.load(scene, 4, "cube")
+    ball = torch.from_numpy(read_masks(scene)[:4] == 2)
+    assert data.target_prompt == "a red cube and a green box on a table"
+    assert (data.edited_object & ~ball).any() and not (ball & ~data.edited_object).any()
+    out = tmp_path / "results.md"
+    args = ["study", "--out", str(out), "--scene", str(scene), "--seeds", "1", "--views", "2", "--steps", "2"]
+    args += ["--fpr-steps", "0", "--fpr-scales", "0.1", "--guidance-scales", "7.5", "--fpr-jacobians", "full"]
+    assert main([*args, "--target-appearance", "cube"]) == 0
+    assert "turns the red ball into a red cube" in out.read_text()
 
 
 def test_the_study_runs_with_the_learned_model(tmp_path, tiny_learned_dir):
