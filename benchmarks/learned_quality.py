@@ -15,6 +15,9 @@ SCENE is an ``ids-nerf make-scene`` scene (the evaluation layout, which no train
 3. **The posterior-mean error** ``||z_src - z_0|t(z_src)||`` on the source's training views (RUN's renders, or
    SCENE's ground-truth source views without ``--source-run``), before and after FPR, for this model and for
    SCENE's exact-score model (``benchmarks.fpr_by_timestep``).
+4. **Shape following**, when SCENE has the "cube" appearance (``make-scene --appearances cube``) and the model
+   knows the word: SDEdit of the source's test views under the source caption and the cube caption, and the
+   mean redness where only the cube stands (its corners) and where only the ball does (its top).
 """
 
 from __future__ import annotations
@@ -139,6 +142,42 @@ def object_colour(image: torch.Tensor, mask: torch.Tensor) -> str:
     return PALETTE_NAMES[int(np.argmin(((PALETTE_CHROMA - _chromaticity(median)) ** 2).sum(1)))]
 
 
+def redness(images: torch.Tensor) -> torch.Tensor:
+    """``[..., H, W]`` how far each pixel's red exceeds its green and blue, ``max(0, r - max(g, b))``, of
+    ``images`` ``[..., 3, H, W]`` in [0, 1]: about 0.25-0.75 on the red ball or cube (by shading), 0 on the grey
+    table and the white background, and partial on edge pixels blended with either (which a nearest-colour
+    reading would call pink)."""
+    return (images[..., 0, :, :] - images[..., 1:, :, :].amax(-3)).clamp(min=0)
+
+
+SHAPE_CAPTIONS = ("a red ball and a green box on a table", "a red cube and a green box on a table")
+"""The evaluation scene's source caption and its structure-changing edit's (the ``cube`` appearance)."""
+
+
+def shape_following(
+    model: ScoreModel, views: torch.Tensor, ball: torch.Tensor, cube: torch.Tensor, t_start: int, seed: int = 0
+) -> List[dict]:
+    """Per caption of :data:`SHAPE_CAPTIONS`: the mean :func:`redness` of SDEdit outputs of ``views``
+    ``[V, 3, H, W]`` where only the cube stands (``cube & ~ball``, masks ``[V, H, W]``: its corners) and where
+    only the ball does (``ball & ~cube``: its top). A model that draws the caption's shape turns the corners red
+    and the top not under the cube caption, and the reverse under the ball's."""
+    rows = []
+    for caption in SHAPE_CAPTIONS:
+        red = redness(sample(model, caption, model.encode(views), t_start=t_start, seed=seed))
+        rows.append(
+            {"caption": caption, "corners": red[cube & ~ball].mean().item(), "top": red[ball & ~cube].mean().item()}
+        )
+    return rows
+
+
+def shape_table(rows_by_start: Dict[int, List[dict]]) -> str:
+    lines = ["| start t | caption | redness where only the cube stands | redness where only the ball stands |"]
+    lines.append("| --- | --- | --- | --- |")
+    for start, rows in rows_by_start.items():
+        lines += [f"| {start} | {r['caption']} | {r['corners']:.2f} | {r['top']:.2f} |" for r in rows]
+    return "\n".join(lines)
+
+
 def caption_colours(caption: str) -> Dict[str, str]:
     """``{"ball": colour, "box": colour}`` named by a plain template caption."""
     words = caption.split()
@@ -207,7 +246,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     from benchmarks.fpr_by_timestep import fpr_by_timestep, table
     from ids_nerf.guidance.loading import load_guidance
     from ids_nerf.images import labeled_grid, read_rgb_on_white
-    from ids_nerf.scenes.edit_scene import appearance_images, read_masks, read_scene_info
+    from ids_nerf.scenes.edit_scene import appearance_images, appearance_masks, read_masks, read_scene_info
     from ids_nerf.scenes.random_scenes import render_training_set, rgb_on_white
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -261,6 +300,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         labels = ["source (input)"] + [row["caption"].replace(" on a table", "") for row in rows]
         labeled_grid(grid_rows, columns, labels, tile=96).save(args.out / "samples.png")
         print(f"wrote {args.out / 'samples.png'}\n")
+
+    if "cube" in info.get("own_masks", []):
+        if "cube" in plain.vocabulary:
+            ball = masks == OBJECTS["ball"]
+            cube = torch.from_numpy(appearance_masks(args.scene, "cube", "test")) == OBJECTS["ball"]
+            found = {start: shape_following(guided, views, ball, cube, start) for start in (400, 600)}
+            print(f"## Shape following: SDEdit, CFG 7.5, {len(views)} test views, mean max(0, r - max(g, b))\n")
+            print(shape_table(found) + "\n")
+        else:
+            print(f"## Shape following\n\n{args.model} does not know the word cube (train with --cube-share)\n")
 
     if args.source_run is not None:
         from ids_nerf.nerfstudio.compare import render_run_views

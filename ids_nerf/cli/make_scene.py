@@ -18,7 +18,7 @@ class MakeScene:
     """Write a synthetic edit scene with ground truth, made offline in seconds.
 
     A red ball and a green box on a table, in Blender format (train on it with `ns-train ... blender-data --data
-    DIR`), plus the same views with one object edited (the ball blue or golden, or the box striped) under
+    DIR`), plus the same views with one object edited (the ball blue, golden or a cube, or the box striped) under
     appearances/, object masks under masks/ and z-depth under depth/. scene.json holds the captions and conventions.
     """
 
@@ -32,7 +32,8 @@ class MakeScene:
     """Seed of the camera poses; the same arguments give byte-identical files."""
     appearances: List[str] = field(default_factory=lambda: list(DEFAULT_APPEARANCES))
     """Appearances to write (source is always written): edited (blue ball), golden (golden ball),
-    striped-box (yellow stripes on the box: a texture edit next to the ball)."""
+    striped-box (yellow stripes on the box: a texture edit next to the ball), cube (a red cube in the ball's
+    place: a structure-changing edit, with its own masks under appearance_masks/)."""
 
     def main(self) -> Path:
         if self.size < 8:

@@ -196,20 +196,23 @@ def read_masks(scene: PathLike, split: str = "train") -> np.ndarray:
     return np.stack([np.array(Image.open(p)) for p in mask_images(scene, split)])
 
 
+def appearance_masks(scene: PathLike, appearance: str, split: str = "train") -> np.ndarray:
+    """:func:`read_masks` as ``appearance`` has them: its own (``scene.json`` "own_masks") or the source's."""
+    info = read_scene_info(scene)
+    if appearance not in info.get("own_masks", []):
+        return read_masks(scene, split)
+    _check_split(split)
+    files = _view_files(Path(scene), f"{OWN_MASKS}/{appearance}", split, ".png")
+    return np.stack([np.array(Image.open(p)) for p in files])
+
+
 def edit_masks(scene: PathLike, appearance: str, split: str = "train") -> np.ndarray:
     """:func:`read_masks` for judging an edit to ``appearance``: the edited object's id wherever the source or
     the target has it (the union of both masks: a cube covers pixels the ball did not, and the reverse), the
     source's ids elsewhere. The same as :func:`read_masks` for an appearance without geometry of its own."""
-    info = read_scene_info(scene)
-    masks = read_masks(scene, split)
-    if appearance not in info.get("own_masks", []):
-        return masks
-    _check_split(split)
-    own = np.stack(
-        [np.array(Image.open(p)) for p in _view_files(Path(scene), f"{OWN_MASKS}/{appearance}", split, ".png")]
-    )
-    edited_id = edited_object(info, appearance)
-    return np.where(own == edited_id, np.uint8(edited_id), masks)
+    edited_id = edited_object(read_scene_info(scene), appearance)
+    own = appearance_masks(scene, appearance, split)
+    return np.where(own == edited_id, np.uint8(edited_id), read_masks(scene, split))
 
 
 def depth_maps(scene: PathLike, split: str = "train") -> List[Path]:

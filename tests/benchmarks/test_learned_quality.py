@@ -12,18 +12,28 @@ from benchmarks.learned_quality import (
     loss_by_timestep,
     main,
     object_colour,
+    redness,
     sample,
+    shape_following,
     word_order_sensitivity,
 )
 from ids_nerf.core import sd_alphas_cumprod
 from ids_nerf.guidance.exact import ExactScoreGuidance, PixelCodec
 from ids_nerf.images import read_rgb_on_white
-from ids_nerf.scenes.edit_scene import appearance_images, mask_images, write_edit_scene
+from ids_nerf.scenes.edit_scene import (
+    DEFAULT_APPEARANCES,
+    appearance_images,
+    appearance_masks,
+    mask_images,
+    read_masks,
+    write_edit_scene,
+)
 
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
-    return write_edit_scene(tmp_path_factory.mktemp("quality") / "scene", size=16, views=8)
+    appearances = [*DEFAULT_APPEARANCES, "cube"]
+    return write_edit_scene(tmp_path_factory.mktemp("quality") / "scene", size=16, views=8, appearances=appearances)
 
 
 def _views(n=4, size=8, seed=0):
@@ -67,7 +77,9 @@ def test_the_probe_prints_its_tables_and_writes_the_figure(scene, tiny_learned_d
     main(["--scene", str(scene), "--model", f"learned:{tiny_learned_dir}", "--held-out", "2", "--noises", "1",
           "--out", str(tmp_path), "--sweep", "2"])  # fmt: skip
     out = capsys.readouterr().out
-    assert out.count("## ") == 6  # loss, word order, caption following, its sweep, both models' posterior error
+    # loss, word order, caption following, its sweep, shape following, both models' posterior error
+    assert out.count("## ") == 7
+    assert "does not know the word cube" in out
     assert "word_order_sensitivity: " in out
     assert "| 7.5, 600 |" in out
     assert "| 980 |" in out and "| a blue ball and a green box on a table |" in out
@@ -87,3 +99,30 @@ def test_word_order_sensitivity_is_zero_for_an_encoder_blind_to_order_and_grows_
         found[std] = word_order_sensitivity(CaptionEncoder(CaptionEncoderConfig(CAPTION_WORDS, position_std=std)))
     assert found[0.0] < 1e-5  # no positions: a permutation of the words permutes the vectors, nothing else
     assert found[0.02] < 0.05 < 0.2 < found[1.0], found
+
+
+def test_redness_is_high_where_only_the_cube_stands_in_the_cube_appearance_alone(tmp_path):
+    scene = write_edit_scene(tmp_path / "scene", size=32, views=16, appearances=["cube"])
+    ball, cube = read_masks(scene, "test") == 2, appearance_masks(scene, "cube", "test") == 2
+    corners, top = torch.from_numpy(cube & ~ball), torch.from_numpy(ball & ~cube)
+    assert corners.sum() > 5 and top.sum() > 5
+    for appearance, cube_drawn in (("cube", True), ("source", False)):
+        images = torch.stack([read_rgb_on_white(p) for p in appearance_images(scene, appearance, "test")])
+        red = redness(images)
+        assert (red[corners].mean() > 0.2) == cube_drawn and (red[corners].mean() < 0.05) != cube_drawn
+        assert (red[top].mean() > 0.2) != cube_drawn and (red[top].mean() < 0.05) == cube_drawn
+
+
+def test_shape_following_reads_both_captions_with_a_model_that_knows_cubes(scene, tmp_path):
+    from ids_nerf.cli.main import main as ids_nerf
+    from ids_nerf.guidance.loading import load_guidance
+    from tests.learned_model import tiny_args
+
+    assert ids_nerf(tiny_args(tmp_path / "cubes", 2, "--cube-share", "0.5")) == 0
+    model = load_guidance(f"learned:{tmp_path / 'cubes'}", guidance_scale=7.5)
+    views = torch.stack([read_rgb_on_white(p) for p in appearance_images(scene, "source", "test")])
+    ball = torch.from_numpy(read_masks(scene, "test") == 2)
+    cube = torch.from_numpy(appearance_masks(scene, "cube", "test") == 2)
+    rows = shape_following(model, views, ball, cube, t_start=400)
+    assert [r["caption"].split()[2] for r in rows] == ["ball", "cube"]
+    assert all(0 <= r["corners"] <= 1 and 0 <= r["top"] <= 1 for r in rows)

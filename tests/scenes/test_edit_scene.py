@@ -19,6 +19,7 @@ from ids_nerf.scenes.blender_scene import (
 )
 from ids_nerf.scenes.edit_scene import (
     appearance_images,
+    appearance_masks,
     depth_maps,
     edit_masks,
     mask_images,
@@ -260,6 +261,8 @@ def test_the_cube_has_its_own_masks_and_is_judged_on_the_union(tmp_path, scene):
     cube_ids = np.stack(
         [np.asarray(Image.open(p)) for p in sorted((cube / "appearance_masks/cube/train").glob("*.png"))]
     )
+    assert np.array_equal(appearance_masks(cube, "cube"), cube_ids)
+    assert np.array_equal(appearance_masks(cube, "source"), source_ids)
     union = edit_masks(cube, "cube")
     assert np.array_equal(edit_masks(cube, "source"), source_ids)
     ball, square = source_ids == 2, cube_ids == 2
