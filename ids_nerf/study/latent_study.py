@@ -28,7 +28,7 @@ from ids_nerf.evaluation.metrics import psnr
 from ids_nerf.guidance.loading import load_guidance
 from ids_nerf.guidance.score_model import ScoreModel
 from ids_nerf.image_editing.latent_edit import LatentEditSettings, edit_latent
-from ids_nerf.images import read_rgb_on_white
+from ids_nerf.images import labeled_grid, read_rgb_on_white
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,8 @@ class StudyScene:
 
 
 def edit_views(data: StudyScene, setting: Setting, seed: int, steps: int, lr: float) -> Dict[str, float]:
-    """Edit the study's views from source to the edited appearance; return metrics."""
+    """Edit the study's views from source to the edited appearance; return metrics (and, under "images", the
+    edited views ``[V, 3, H, W]``)."""
     model = data.model
     model.guidance_scale = setting.guidance_scale
     views = data.source.shape[0]
@@ -120,6 +121,7 @@ def edit_views(data: StudyScene, setting: Setting, seed: int, steps: int, lr: fl
         "target_psnr_object": psnr(result, data.target, data.edited_object),
         "identity_psnr_background": psnr(result, data.source, ~data.edited_object),
         "target_psnr_full": psnr(result, data.target),
+        "images": result,
     }
 
 
@@ -127,6 +129,8 @@ def edit_views(data: StudyScene, setting: Setting, seed: int, steps: int, lr: fl
 class StudyResult:
     setting: Setting
     runs: List[Dict[str, float]] = field(default_factory=list)
+    first_images: Optional[torch.Tensor] = None
+    """Seed 0's edited views, ``[V, 3, H, W]`` in [0, 1], for the figure."""
 
     def stat(self, key: str) -> Tuple[float, float]:
         values = [r[key] for r in self.runs]
@@ -147,7 +151,10 @@ def run_study(
     for setting in settings(fpr_steps, fpr_scales, guidance_scales, jacobians):
         result = StudyResult(setting)
         for seed in range(seeds):
-            result.runs.append(edit_views(data, setting, seed, steps, lr))
+            metrics = edit_views(data, setting, seed, steps, lr)
+            if seed == 0:
+                result.first_images = metrics["images"]
+            result.runs.append({k: v for k, v in metrics.items() if k != "images"})
         results.append(result)
         t, i, f = (result.stat(k)[0] for k in ("target_psnr_object", "identity_psnr_background", "target_psnr_full"))
         print(
@@ -156,6 +163,21 @@ def run_study(
             flush=True,
         )
     return results
+
+
+def write_figure(path: Path, data: StudyScene, results: List[StudyResult], views: int = 4) -> None:
+    """Seed 0's edits of the first ``views`` views beside their source and target, one row per setting."""
+    rows = [list(data.source[:views]), list(data.target[:views])]
+    labels = ["source", "target (ground truth)"]
+    for r in results:
+        s = r.setting
+        rows.append(list(r.first_images[:views]))
+        labels.append(
+            f"{s.method}" + ("" if s.fpr_steps == 0 else f", lambda {s.fpr_scale:g}") + f", CFG {s.guidance_scale:g}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    labeled_grid(rows, [f"view {i}" for i in range(len(rows[0]))], labels, tile=96).save(path)
+    print(f"Figure written to {path}")
 
 
 def results_table(results: List[StudyResult]) -> str:
@@ -245,6 +267,8 @@ class Study:
     the fresh scene then has the 3D study's appearances: source, edited, striped-box) or cube (the red ball
     becomes a red cube, a structure-changing edit; the fresh scene has source and cube). Each is judged on the
     union of the edited object's source and target masks."""
+    figure: Optional[Path] = None
+    """Also write a PNG of seed 0's edits of the first 4 views: source and target, then one row per setting."""
     model: str = "exact"
     """The score model: exact (the scene's exact-score model, built from its views) or learned:default /
     learned:FOLDER (the learned verification model, which never saw the scene; docs/verification.md)."""
@@ -261,7 +285,7 @@ class Study:
                     else value
                 )
                 flags.append(f"--{name.replace('_', '-')} {shown}")
-        for name in ("fpr_jacobians", "target_appearance", "model"):
+        for name in ("fpr_jacobians", "target_appearance", "model", "figure"):
             value = getattr(self, name)
             if value != getattr(defaults, name):
                 flags.append(f"--{name.replace('_', '-')} {' '.join(value) if isinstance(value, list) else value}")
@@ -293,6 +317,8 @@ class Study:
                 self.fpr_jacobians,
             )
             ceiling = data.ground_truth_identity()
+            if self.figure is not None:
+                write_figure(self.figure, data, results)
         report = REPORT.format(
             table=results_table(results),
             findings=findings(results),

@@ -1,4 +1,5 @@
 import torch
+from PIL import Image
 
 from ids_nerf.cli.main import main
 from ids_nerf.study.latent_study import settings
@@ -67,8 +68,11 @@ def test_the_cube_edit_is_judged_on_the_union_of_the_masks(tmp_path):
     out = tmp_path / "results.md"
     args = ["study", "--out", str(out), "--scene", str(scene), "--seeds", "1", "--views", "2", "--steps", "2"]
     args += ["--fpr-steps", "0", "--fpr-scales", "0.1", "--guidance-scales", "7.5", "--fpr-jacobians", "full"]
-    assert main([*args, "--target-appearance", "cube"]) == 0
-    assert "turns the red ball into a red cube" in out.read_text()
+    figure = tmp_path / "cube.png"
+    assert main([*args, "--target-appearance", "cube", "--figure", str(figure)]) == 0
+    assert "turns the red ball into a red cube" in out.read_text() and f"--figure {figure}" in out.read_text()
+    with Image.open(figure) as image:  # 2 views; rows: source, target, DDS (--fpr-steps 0 alone)
+        assert image.width > 2 * 96 and 3 * 96 < image.height < 4 * 96
 
 
 def test_the_study_runs_with_the_learned_model(tmp_path, tiny_learned_dir):
